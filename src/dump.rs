@@ -1,0 +1,339 @@
+//! The dump pipeline, top to bottom:
+//!
+//! 1. look without touching: refuse what cannot be restored (mappings, fds, threads);
+//! 2. stop the task (PTRACE_SEIZE + INTERRUPT), block its signals;
+//! 3. ask it what only it can tell (handlers, altstack, brk, ...) by syscalls run inside it,
+//!    then put its registers and signal mask back at once: from here on, stasis dying leaves
+//!    the task as it was;
+//! 4. read the rest from outside: registers, xstate, pending signals, /proc, fds;
+//! 5. find and copy its pages into pages.img;
+//! 6. check the address space did not change meanwhile, write the metadata, inventory last;
+//! 7. kill the task, or let it go on (--leave-running).
+//!
+//! A failure at any step puts the task back as it was and removes what was written.
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, info};
+
+use crate::cpu::{self, Resume};
+use crate::error::{Context, Error, Result};
+use crate::files::{self, FileTable};
+use crate::image::{self, Core, Image, Inventory, ProcessEntry, ProcessImage, ThreadCore, VmaKind};
+use crate::memory;
+use crate::pagestore::PageStore;
+use crate::procfs::{self, MapEntry};
+use crate::remote::Tracee;
+use crate::signals;
+use crate::sys::{self, PAGE_SIZE, Pid};
+use crate::task;
+
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    pub pid: Pid,
+    pub dir: PathBuf,
+    pub leave_running: bool,
+    pub shell_job: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DumpSummary {
+    pub pid: Pid,
+    pub mappings: usize,
+    pub pages_stored: u64,
+    pub zero_pages: u64,
+}
+
+/// Only one dump of a pid at a time: an exclusive lock held for the whole dump.
+struct DumpLock {
+    _file: fs::File,
+}
+
+impl DumpLock {
+    fn acquire(pid: Pid) -> Result<DumpLock> {
+        let dir = Path::new("/run/stasis");
+        let dir = if fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).is_ok() {
+            dir.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let path = dir.join(format!("dump-{pid}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening lock {}", path.display()))?;
+        sys::flock_exclusive_nb(file.as_fd()).map_err(|_| Error::Target {
+            pid,
+            reason: "another stasis dump of this process is running".into(),
+        })?;
+        Ok(DumpLock { _file: file })
+    }
+}
+
+pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
+    let pid = opts.pid;
+    if pid <= 0 || pid == sys::getpid() {
+        return Err(Error::Target {
+            pid,
+            reason: "not a process stasis can dump".into(),
+        });
+    }
+    let _lock = DumpLock::acquire(pid)?;
+
+    // 1. Refuse before touching anything.
+    let status = procfs::read_status(pid)?;
+    if status.threads != 1 {
+        return Err(Error::Unsupported {
+            pid,
+            reason: format!("it has {} threads; this version dumps single-threaded processes", status.threads),
+        });
+    }
+    if status.tracer_pid != 0 {
+        return Err(Error::Target {
+            pid,
+            reason: format!("it is being traced by process {}", status.tracer_pid),
+        });
+    }
+    memory::plan(pid, &procfs::read_smaps(pid)?, &mut FileTable::default())?;
+    files::dump(pid, opts.shell_job, &mut FileTable::default())?;
+    prepare_dir(&opts.dir)?;
+
+    // 2. Stop it.
+    let (mut t, owed) = Tracee::seize(pid)?;
+    info!(pid, "stopped");
+    let orig_regs = t.regs()?;
+    let orig_mask = sys::ptrace_get_sigmask(pid).ctx(|| format!("process {pid}: PTRACE_GETSIGMASK"))?;
+
+    match dump_stopped(&mut t, opts, orig_mask) {
+        Ok(summary) => {
+            if opts.leave_running {
+                cure(t, &orig_regs, orig_mask, owed)?;
+                info!(pid, "left running");
+            } else {
+                sys::kill(pid, libc::SIGKILL).ctx(|| format!("killing process {pid}"))?;
+                // Collect the tracer's exit notification so the parent can reap it.
+                while let Ok(Some(sys::WaitStatus::Stopped { .. })) = sys::waitpid(pid, 0) {}
+                info!(pid, "killed");
+            }
+            Ok(summary)
+        }
+        Err(e) => {
+            remove_image(&opts.dir);
+            let _ = cure(t, &orig_regs, orig_mask, owed);
+            Err(e)
+        }
+    }
+}
+
+/// Puts the task back exactly as it was and lets it go.
+fn cure(mut t: Tracee, orig_regs: &sys::UserRegs, mask: u64, owed: Option<i32>) -> Result<()> {
+    if t.regs_dirty() {
+        let regs = cpu::resume_regs(&crate::remote::regs_to_words(orig_regs), Resume::SameTask);
+        t.set_regs(&regs)?;
+    }
+    sys::ptrace_set_sigmask(t.pid, mask).ctx(|| "restoring the signal mask")?;
+    t.detach(owed.unwrap_or(0))
+}
+
+fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<DumpSummary> {
+    let pid = t.pid;
+    let orig_regs = t.regs()?;
+    let smaps = procfs::read_smaps(pid)?;
+    let mut table = FileTable::default();
+    let mut plan = memory::plan(pid, &smaps, &mut table)?;
+
+    // 3. What only the task can tell. Signals stay blocked while stasis works inside it.
+    sys::ptrace_set_sigmask(pid, !0).ctx(|| "blocking signals")?;
+    locate_syscall(t, &smaps)?;
+    let scratch = pick_gap(&[smaps.iter().map(|m| (m.start, m.end)).collect()], PAGE_SIZE as u64)
+        .ok_or_else(|| Error::Restore("no room for a scratch page".into()))?;
+    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+    t.syscall("mmap(scratch)", libc::SYS_mmap, &[scratch, PAGE_SIZE as u64, prot, flags, u64::MAX, 0])?;
+    let asked = (|| {
+        let sig = signals::dump(t, scratch)?;
+        let inj = task::dump_injected(t, scratch)?;
+        Ok::<_, Error>((sig, inj))
+    })();
+    let unmapped = t.syscall("munmap(scratch)", libc::SYS_munmap, &[scratch, PAGE_SIZE as u64]);
+    let ((actions, altstack), injected) = asked?;
+    unmapped?;
+    // From here on the task could go on at any moment without harm.
+    t.set_regs(&cpu::resume_regs(&crate::remote::regs_to_words(&orig_regs), Resume::SameTask))?;
+    sys::ptrace_set_sigmask(pid, orig_mask).ctx(|| "restoring the signal mask")?;
+    debug!(pid, handlers = actions.len(), "asked the task");
+
+    // 4. From outside.
+    let (regs, xstate) = cpu::dump(t, &orig_regs)?;
+    let (pending, shared_pending) = signals::dump_pending(pid)?;
+    let (robust_list, rseq) = task::dump_thread_links(pid)?;
+    let stat = procfs::read_stat(pid)?;
+    let status = procfs::read_status(pid)?;
+    let state = task::dump_process(pid, &stat, &status)?;
+    let mm_meta = task::dump_mm(pid, &stat, injected.brk, &mut table)?;
+    let fds = files::dump(pid, opts.shell_job, &mut table)?;
+
+    // 5. Pages.
+    let capacity = memory::scan(pid, &mut plan)?;
+    memory::flush_shared_files(pid, &plan)?;
+    let mut store = PageStore::create(&opts.dir.join(image::PAGES), capacity)?;
+    let (vmas, shmem) = memory::copy_pages(pid, plan, &mut store)?;
+
+    // 6. The layout must be the one the pages were read from.
+    let now = procfs::read_maps(pid)?;
+    if now.len() != smaps.len() || !now.iter().zip(&smaps).all(|(a, b)| a.same_layout(b)) {
+        return Err(Error::Target {
+            pid,
+            reason: "its address space changed during the dump (shared with another process?)".into(),
+        });
+    }
+    let pages = store.finish()?;
+    let (mut stored, mut zeros) = (0, 0);
+    for r in vmas.iter().flat_map(|v| &v.pages).chain(shmem.iter().flat_map(|o| &o.pages)) {
+        let (d, z) = memory::count_pages(std::slice::from_ref(r));
+        stored += d;
+        zeros += z;
+    }
+    let mappings = vmas.len();
+    let core = Core {
+        pid,
+        comm: state.comm,
+        sid: state.sid,
+        pgid: state.pgid,
+        personality: state.personality,
+        umask: state.umask,
+        cwd: state.cwd,
+        root: state.root,
+        creds: state.creds,
+        rlimits: state.rlimits,
+        pdeathsig: injected.pdeathsig,
+        sigactions: actions,
+        shared_pending,
+        mm: mm_meta,
+        threads: vec![ThreadCore {
+            tid: pid,
+            regs,
+            xstate,
+            sigmask: orig_mask,
+            pending,
+            altstack,
+            clear_child_tid: injected.clear_child_tid,
+            robust_list,
+            rseq,
+        }],
+    };
+    let img = Image {
+        inventory: Inventory {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            kernel: sys::kernel_release(),
+            arch: std::env::consts::ARCH.to_string(),
+            page_size: image::PAGE_SIZE,
+            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            root_pid: pid,
+            processes: vec![ProcessEntry { pid, ppid: stat.ppid }],
+            files: table.files,
+            shmem,
+            pages,
+            parent: None,
+            shell_job: opts.shell_job,
+        },
+        processes: vec![ProcessImage {
+            core,
+            mm: image::Mm { vmas },
+            fds,
+        }],
+    };
+    // What we wrote must be what we can read back.
+    image::validate(&img)?;
+    img.write(&opts.dir)?;
+    info!(pid, pages = stored, zero_pages = zeros, "image written");
+    Ok(DumpSummary {
+        pid,
+        mappings,
+        pages_stored: stored,
+        zero_pages: zeros,
+    })
+}
+
+/// Points the tracee's syscall injection at a `syscall` instruction: in the vdso, or else in
+/// any readable executable mapping.
+pub fn locate_syscall(t: &mut Tracee, maps: &[MapEntry]) -> Result<()> {
+    let vdso = maps.iter().filter(|m| m.path == "[vdso]");
+    let code = maps.iter().filter(|m| m.exec && m.read && m.path != "[vsyscall]");
+    for m in vdso.chain(code) {
+        if let Some(ip) = t.find_syscall_insn(m.start, m.end)? {
+            t.set_syscall_ip(ip);
+            return Ok(());
+        }
+    }
+    Err(Error::Target {
+        pid: t.pid,
+        reason: "no syscall instruction found in its code".into(),
+    })
+}
+
+/// A free, page-aligned range of `len` bytes with a free page on each side (so the kernel
+/// cannot merge it with a neighbour), outside every range of every list.
+pub fn pick_gap(busy: &[Vec<(u64, u64)>], len: u64) -> Option<u64> {
+    const LOW: u64 = 1 << 32;
+    const HIGH: u64 = 0x7fff_0000_0000;
+    let ps = PAGE_SIZE as u64;
+    let mut all: Vec<(u64, u64)> = busy.iter().flatten().copied().collect();
+    all.sort_unstable();
+    let candidates = std::iter::once(LOW).chain(all.iter().map(|&(_, e)| e + ps));
+    candidates
+        .filter(|&c| c >= LOW && c + len + ps <= HIGH)
+        .find(|&c| all.iter().all(|&(s, e)| e + ps <= c || s >= c + len + ps))
+}
+
+fn prepare_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ctx(|| format!("creating {}", dir.display()))?;
+    remove_image(dir);
+    Ok(())
+}
+
+/// Removes stasis image files from `dir`, the inventory first so a half-removed directory
+/// never looks like a complete image.
+fn remove_image(dir: &Path) {
+    let _ = fs::remove_file(dir.join(image::INVENTORY));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let ours = name == image::PAGES
+                || ["core-", "mm-", "fds-"].iter().any(|p| name.starts_with(p)) && name.ends_with(".img");
+            if ours {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Whether a mapping kind is one of the kernel's special mappings (moved, not created).
+pub fn is_special(kind: &VmaKind) -> bool {
+    matches!(kind, VmaKind::Vdso | VmaKind::Vvar { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_avoids_neighbours() {
+        let busy = vec![vec![(1 << 32, (1 << 32) + 0x3000), ((1 << 32) + 0x5000, (1 << 32) + 0x9000)]];
+        let g = pick_gap(&busy, 0x1000).unwrap();
+        assert_eq!(g, (1 << 32) + 0xa000);
+        let g = pick_gap(&[vec![]], 0x1000).unwrap();
+        assert_eq!(g, 1 << 32);
+    }
+}

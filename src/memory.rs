@@ -1,0 +1,440 @@
+//! Memory: which mappings there are, which of their pages must be stored, and putting both
+//! back.
+//!
+//! Dump: classify every mapping (refusing what cannot come back, before anything is touched),
+//! find populated private pages with PAGEMAP_SCAN (for private file mappings only pages that
+//! are no longer the file's), shared memory objects once each through map_files, then copy
+//! the pages into pages.img. Restore: mmap each mapping at its address inside the new
+//! process, write its pages with process_vm_writev straight from pages.img, then set the
+//! final protection and advice.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+
+use crate::error::{Context, Error, Result};
+use crate::files::FileTable;
+use crate::image::{
+    PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, PageRun, PageSource, ShmemKind, ShmemObject, Vma, VmaKind, vmflags,
+};
+use crate::pagestore::{PageStore, Source};
+use crate::procfs::MapEntry;
+use crate::remote::Tracee;
+use crate::sys::{self, Pid, ScanQuery};
+
+const PS: usize = PAGE_SIZE as usize;
+
+/// smaps VmFlags stasis cannot restore, with the reason given to the user.
+const REFUSED_FLAGS: &[(&str, &str)] = &[
+    ("io", "memory-mapped I/O (VM_IO)"),
+    ("pf", "raw page-frame mapping (VM_PFNMAP)"),
+    ("mm", "mixed page-frame mapping (VM_MIXEDMAP)"),
+    ("ht", "hugetlbfs mapping"),
+    ("ss", "shadow stack"),
+    ("um", "userfaultfd-registered (missing) range"),
+    ("uw", "userfaultfd-registered (write-protect) range"),
+    ("ui", "userfaultfd-registered (minor) range"),
+];
+
+/// A mapping as planned for the dump: its record (pages still empty) and where its pages are.
+pub struct Planned {
+    pub vma: Vma,
+    /// Private pages to store: populated ranges, filled in by [`scan`].
+    pub ranges: Vec<(u64, u64)>,
+    /// Shared file mapping: flushed, not copied.
+    pub flush: bool,
+}
+
+/// A shared memory object seen in the dump, opened through map_files.
+pub struct PlannedObject {
+    pub object: ShmemObject,
+    file: File,
+    /// Byte ranges of the object holding data.
+    ranges: Vec<(u64, u64)>,
+}
+
+pub struct MemPlan {
+    pub vmas: Vec<Planned>,
+    pub objects: Vec<PlannedObject>,
+}
+
+fn refuse(pid: Pid, e: &MapEntry, what: &str) -> Error {
+    let name = if e.path.is_empty() { "anonymous memory" } else { e.path.as_str() };
+    Error::Unsupported {
+        pid,
+        reason: format!("mapping {:x}-{:x} ({name}): {what}", e.start, e.end),
+    }
+}
+
+fn prot_of(e: &MapEntry) -> u32 {
+    (if e.read { PROT_READ } else { 0 }) | (if e.write { PROT_WRITE } else { 0 }) | (if e.exec { PROT_EXEC } else { 0 })
+}
+
+fn flags_of(e: &MapEntry) -> u32 {
+    let mut f = 0;
+    for &(bit, code, _) in vmflags::TABLE {
+        if e.has_flag(code) {
+            f |= bit;
+        }
+    }
+    if e.shared && e.has_flag("mw") {
+        f |= vmflags::MAYWRITE;
+    }
+    f
+}
+
+/// Classifies every mapping; refuses what cannot be restored, naming the mapping. Reads no
+/// memory and changes nothing, so it runs before the target is stopped as well as after.
+pub fn plan(pid: Pid, entries: &[MapEntry], files: &mut FileTable) -> Result<MemPlan> {
+    let mut vmas = Vec::new();
+    let mut objects: Vec<PlannedObject> = Vec::new();
+    let mut by_inode: HashMap<(u32, u32, u64), u32> = HashMap::new();
+    for e in entries {
+        if e.path == "[vsyscall]" {
+            continue; // the kernel gives every process the same one
+        }
+        // The vvar pages are the kernel's own PFN mapping; everything else like it is refused.
+        let special = e.path == "[vdso]" || e.path.starts_with("[vvar");
+        for (code, what) in REFUSED_FLAGS {
+            if e.has_flag(code) && !special {
+                return Err(refuse(pid, e, &format!("{what} cannot be restored")));
+            }
+        }
+        let mut flush = false;
+        let kind = match e.path.as_str() {
+            "" => VmaKind::Anon,
+            "[heap]" => VmaKind::Heap,
+            "[stack]" => VmaKind::Stack,
+            "[vdso]" => VmaKind::Vdso,
+            p if p.starts_with("[vvar") => VmaKind::Vvar { name: p.to_string() },
+            p if p.starts_with("[anon:") => VmaKind::Anon,
+            p if p.starts_with("[") => return Err(refuse(pid, e, "special mapping not supported")),
+            p if p.contains("[aio]") => return Err(refuse(pid, e, "pending asynchronous I/O (an AIO context)")),
+            p if p.starts_with("anon_inode:") => return Err(refuse(pid, e, "mapping of a kernel object")),
+            p if p.ends_with(" (deleted)") => {
+                let name = &p[..p.len() - " (deleted)".len()];
+                let kind = if name == "/dev/zero" {
+                    ShmemKind::SharedAnon
+                } else if let Some(n) = name.strip_prefix("/memfd:") {
+                    ShmemKind::Memfd { name: n.to_string() }
+                } else if name.starts_with("/SYSV") {
+                    return Err(refuse(pid, e, "System V shared memory is not supported yet"));
+                } else {
+                    return Err(refuse(pid, e, "maps a file that was deleted"));
+                };
+                if !e.shared {
+                    return Err(refuse(pid, e, "private mapping of a memory object is not supported yet"));
+                }
+                let key = (e.dev.0, e.dev.1, e.inode);
+                let object = match by_inode.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        let path = format!("/proc/{pid}/map_files/{:x}-{:x}", e.start, e.end);
+                        let file = File::open(&path).ctx(|| format!("process {pid}: opening {path}"))?;
+                        let size = file.metadata().ctx(|| format!("stat of {path}"))?.len();
+                        let size = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+                        objects.push(PlannedObject {
+                            object: ShmemObject {
+                                kind,
+                                inode: e.inode,
+                                size: size.max(PAGE_SIZE),
+                                pages: Vec::new(),
+                            },
+                            file,
+                            ranges: Vec::new(),
+                        });
+                        by_inode.insert(key, (objects.len() - 1) as u32);
+                        (objects.len() - 1) as u32
+                    }
+                };
+                VmaKind::Shmem {
+                    object,
+                    pgoff: e.offset / PAGE_SIZE,
+                }
+            }
+            p => {
+                let link = format!("/proc/{pid}/map_files/{:x}-{:x}", e.start, e.end);
+                let meta = fs::metadata(&link).ctx(|| format!("process {pid}: stat of mapped file {p}"))?;
+                if meta.file_type().is_char_device() || meta.file_type().is_block_device() {
+                    return Err(refuse(pid, e, "device mapping cannot be restored"));
+                }
+                if !meta.is_file() {
+                    return Err(refuse(pid, e, "maps something that is not a regular file"));
+                }
+                let Some(file) = files.add(p, &meta) else {
+                    return Err(refuse(pid, e, "unsupported file"));
+                };
+                flush = e.shared;
+                VmaKind::File {
+                    file,
+                    pgoff: e.offset / PAGE_SIZE,
+                }
+            }
+        };
+        if e.shared && matches!(kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack) {
+            return Err(refuse(pid, e, "shared anonymous mapping without a backing object"));
+        }
+        vmas.push(Planned {
+            vma: Vma {
+                start: e.start,
+                end: e.end,
+                prot: prot_of(e),
+                shared: e.shared,
+                flags: flags_of(e),
+                kind,
+                pages: Vec::new(),
+            },
+            ranges: Vec::new(),
+            flush,
+        });
+    }
+    Ok(MemPlan { vmas, objects })
+}
+
+/// Finds the pages to store; returns how many there are at most. Never faults a page in.
+pub fn scan(pid: Pid, plan: &mut MemPlan) -> Result<u64> {
+    let pagemap = File::open(format!("/proc/{pid}/pagemap")).ctx(|| format!("process {pid}: opening pagemap"))?;
+    // Populated (present or swapped) pages that are not the file's (anon or COW'd) and not the
+    // shared zero page.
+    let q = ScanQuery {
+        required: 0,
+        excluded: sys::PAGE_IS_FILE | sys::PAGE_IS_PFNZERO,
+        anyof: sys::PAGE_IS_PRESENT | sys::PAGE_IS_SWAPPED,
+    };
+    let mut total = 0u64;
+    for p in &mut plan.vmas {
+        let private_pages = match p.vma.kind {
+            VmaKind::Anon | VmaKind::Heap | VmaKind::Stack => true,
+            VmaKind::File { .. } => !p.vma.shared,
+            _ => false,
+        };
+        if !private_pages {
+            continue;
+        }
+        p.ranges = sys::pagemap_scan(pagemap.as_fd(), p.vma.start, p.vma.end, &q)
+            .ctx(|| format!("process {pid}: PAGEMAP_SCAN of {:x}-{:x}", p.vma.start, p.vma.end))?;
+        total += p.ranges.iter().map(|(s, e)| (e - s) / PAGE_SIZE).sum::<u64>();
+    }
+    for o in &mut plan.objects {
+        o.ranges = data_ranges(&o.file, o.object.size).ctx(|| format!("process {pid}: finding data in shared memory"))?;
+        total += o.ranges.iter().map(|(s, e)| (e - s) / PAGE_SIZE).sum::<u64>();
+    }
+    Ok(total)
+}
+
+/// The page-aligned data ranges of a (shmem) file, by SEEK_DATA/SEEK_HOLE.
+fn data_ranges(f: &File, size: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    let fd = f.as_raw_fd();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut off = 0i64;
+    while (off as u64) < size {
+        let d = sys::lseek_whence(fd, off, libc::SEEK_DATA);
+        if d < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                break;
+            }
+            return Err(e);
+        }
+        let h = sys::lseek_whence(fd, d, libc::SEEK_HOLE);
+        if h < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let s = (d as u64) / PAGE_SIZE * PAGE_SIZE;
+        let e = ((h as u64).div_ceil(PAGE_SIZE) * PAGE_SIZE).min(size);
+        if s < e {
+            out.push((s, e));
+        }
+        off = h;
+    }
+    Ok(out)
+}
+
+/// Flushes shared file mappings to their files (they are not copied).
+pub fn flush_shared_files(pid: Pid, plan: &MemPlan) -> Result<()> {
+    for p in plan.vmas.iter().filter(|p| p.flush) {
+        let link = format!("/proc/{pid}/map_files/{:x}-{:x}", p.vma.start, p.vma.end);
+        let f = File::open(&link).ctx(|| format!("process {pid}: opening {link}"))?;
+        f.sync_data().ctx(|| format!("process {pid}: flushing shared mapping {:x}-{:x}", p.vma.start, p.vma.end))?;
+    }
+    Ok(())
+}
+
+/// Copies every planned page into the store; returns the finished mapping and object records.
+pub fn copy_pages(pid: Pid, mut plan: MemPlan, store: &mut PageStore) -> Result<(Vec<Vma>, Vec<ShmemObject>)> {
+    let mem = File::open(format!("/proc/{pid}/mem")).ctx(|| format!("process {pid}: opening mem"))?;
+    for p in &mut plan.vmas {
+        if p.ranges.is_empty() {
+            continue;
+        }
+        let src = Source::Process {
+            pid,
+            mem: &mem,
+            readable: p.vma.prot & PROT_READ != 0,
+        };
+        p.vma.pages = store.copy(&src, p.vma.start, &p.ranges)?;
+    }
+    for o in &mut plan.objects {
+        o.object.pages = store.copy(&Source::File(&o.file), 0, &o.ranges)?;
+    }
+    Ok((
+        plan.vmas.into_iter().map(|p| p.vma).collect(),
+        plan.objects.into_iter().map(|o| o.object).collect(),
+    ))
+}
+
+// ------------------------------------------------------------------------------------------------
+// restore
+
+/// In the new process, before it stops: creates a shared memory object and fills it.
+pub fn create_object(o: &ShmemObject, pages: &[u8]) -> Result<std::os::fd::OwnedFd> {
+    let fd = match &o.kind {
+        ShmemKind::SharedAnon => sys::shared_anon_object(o.size as usize).ctx(|| "creating shared anonymous memory")?,
+        ShmemKind::Memfd { name } => {
+            let fd = sys::memfd_create(name).ctx(|| format!("memfd_create({name})"))?;
+            sys::ftruncate(fd.as_fd(), o.size).ctx(|| "sizing a memfd")?;
+            fd
+        }
+    };
+    let f = File::from(fd);
+    for r in &o.pages {
+        if let PageSource::Data { at } = r.source {
+            let data = &pages[(at * PAGE_SIZE) as usize..((at + r.count) * PAGE_SIZE) as usize];
+            f.write_all_at(data, r.first * PAGE_SIZE).ctx(|| "filling shared memory")?;
+        }
+    }
+    Ok(f.into())
+}
+
+/// Where the new process finds the fds its mappings need.
+pub struct MapFds<'a> {
+    pub files: &'a [RawFd],
+    pub objects: &'a [RawFd],
+}
+
+/// Creates every non-special mapping at its address and fills it.
+pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>) -> Result<()> {
+    let zeros = vec![0u8; 64 * PS];
+    for v in vmas {
+        if matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar { .. }) {
+            continue;
+        }
+        let len = v.end - v.start;
+        let has_data = !v.pages.is_empty();
+        let map_prot = if has_data { v.prot | PROT_READ | PROT_WRITE } else { v.prot };
+        let mut flags = libc::MAP_FIXED_NOREPLACE | if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+        if v.flags & vmflags::GROWSDOWN != 0 {
+            flags |= libc::MAP_GROWSDOWN;
+        }
+        if v.flags & vmflags::NORESERVE != 0 {
+            flags |= libc::MAP_NORESERVE;
+        }
+        let (fd, off) = match v.kind {
+            VmaKind::File { file, pgoff } => (fds.files[file as usize] as u64, pgoff * PAGE_SIZE),
+            VmaKind::Shmem { object, pgoff } => (fds.objects[object as usize] as u64, pgoff * PAGE_SIZE),
+            _ => {
+                flags |= libc::MAP_ANONYMOUS;
+                (u64::MAX, 0)
+            }
+        };
+        let what = format!("mmap of {:x}-{:x}", v.start, v.end);
+        let got = t.syscall(&what, libc::SYS_mmap, &[v.start, len, map_prot as u64, flags as u64, fd, off])?;
+        if got != v.start {
+            return Err(Error::Restore(format!("{what} landed at {got:x}")));
+        }
+        for (bit, advice) in [(vmflags::HUGEPAGE, libc::MADV_HUGEPAGE), (vmflags::NOHUGEPAGE, libc::MADV_NOHUGEPAGE)] {
+            if v.flags & bit != 0 {
+                t.syscall("madvise", libc::SYS_madvise, &[v.start, len, advice as u64])?;
+            }
+        }
+        if has_data {
+            write_runs(t.pid, v, pages, &zeros)?;
+        }
+        if map_prot != v.prot {
+            t.syscall("mprotect", libc::SYS_mprotect, &[v.start, len, v.prot as u64])?;
+        }
+        for (bit, advice) in [
+            (vmflags::DONTFORK, libc::MADV_DONTFORK),
+            (vmflags::DONTDUMP, libc::MADV_DONTDUMP),
+            (vmflags::WIPEONFORK, libc::MADV_WIPEONFORK),
+            (vmflags::MERGEABLE, libc::MADV_MERGEABLE),
+        ] {
+            if v.flags & bit != 0 {
+                t.syscall("madvise", libc::SYS_madvise, &[v.start, len, advice as u64])?;
+            }
+        }
+        if v.flags & vmflags::LOCKED != 0 {
+            let onfault = if v.flags & vmflags::LOCKONFAULT != 0 { 1 } else { 0 }; // MLOCK_ONFAULT
+            t.syscall("mlock2", libc::SYS_mlock2, &[v.start, len, onfault])?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a mapping's stored pages (and, for file mappings, its pages of zeros: there the
+/// file's contents would show through) in as few process_vm_writev calls as the layout allows.
+fn write_runs(pid: Pid, v: &Vma, pages: &[u8], zeros: &[u8]) -> Result<()> {
+    let err = |e| Error::Restore(format!("writing the pages of {:x}-{:x}: {e}", v.start, v.end));
+    let file_backed = matches!(v.kind, VmaKind::File { .. });
+    // Consecutive data runs are contiguous in pages.img: one local slice, many remote ranges.
+    let mut i = 0;
+    let runs = &v.pages;
+    while i < runs.len() {
+        match runs[i].source {
+            PageSource::Data { at } => {
+                let mut remote = Vec::new();
+                let mut count = 0u64;
+                let mut j = i;
+                while j < runs.len() && remote.len() < 1024 {
+                    match runs[j].source {
+                        PageSource::Data { at: a } if a == at + count => {
+                            remote.push((v.start + runs[j].first * PAGE_SIZE, (runs[j].count * PAGE_SIZE) as usize));
+                            count += runs[j].count;
+                            j += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                let local = &pages[(at * PAGE_SIZE) as usize..((at + count) * PAGE_SIZE) as usize];
+                let n = sys::process_vm_write(pid, local, &remote).map_err(err)?;
+                if n != local.len() {
+                    return Err(err(std::io::Error::other("short write")));
+                }
+                i = j;
+            }
+            PageSource::Zero => {
+                if file_backed {
+                    let r = runs[i];
+                    let mut done = 0;
+                    while done < r.count {
+                        let n = (r.count - done).min((zeros.len() / PS) as u64);
+                        let addr = v.start + (r.first + done) * PAGE_SIZE;
+                        sys::process_vm_write(pid, &zeros[..(n * PAGE_SIZE) as usize], &[(addr, (n * PAGE_SIZE) as usize)])
+                            .map_err(err)?;
+                        done += n;
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Seals the mappings that were sealed (last: a sealed mapping cannot be changed any more).
+pub fn seal(t: &mut Tracee, vmas: &[Vma]) -> Result<()> {
+    const SYS_MSEAL: i64 = 462;
+    for v in vmas.iter().filter(|v| v.flags & vmflags::SEALED != 0) {
+        t.syscall("mseal", SYS_MSEAL, &[v.start, v.end - v.start, 0])?;
+    }
+    Ok(())
+}
+
+/// Pages stored for a run list (for inspect and totals).
+pub fn count_pages(runs: &[PageRun]) -> (u64, u64) {
+    runs.iter().fold((0, 0), |(d, z), r| match r.source {
+        PageSource::Data { .. } => (d + r.count, z),
+        PageSource::Zero => (d, z + r.count),
+    })
+}

@@ -1,0 +1,264 @@
+//! The remote task layer: a stopped, traced task, and syscalls run inside it.
+//!
+//! A syscall is run in the task without writing any code into it: the registers are pointed
+//! at an existing `syscall` instruction (found in the vdso, or any executable mapping), the
+//! task is resumed with PTRACE_SYSCALL to the syscall's entry and exit stops, and the result
+//! is read from rax. Nothing runs after the instruction, so nothing needs to follow it.
+//!
+//! ptrace belongs to the thread that attached: a `Tracee` must be used from that thread.
+
+use std::io;
+
+use crate::error::{Error, Result};
+use crate::sys::{self, Pid, UserRegs, WaitStatus};
+
+const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
+const SIGTRAP_SYSGOOD: i32 = libc::SIGTRAP | 0x80;
+
+pub struct Tracee {
+    pub pid: Pid,
+    /// Address of a `syscall` instruction in the task.
+    syscall_ip: u64,
+    /// Registers every injected syscall starts from (segment registers, flags).
+    template: UserRegs,
+    /// Set once an injected syscall changed the registers: they must be put back.
+    regs_dirty: bool,
+}
+
+fn remote_err(pid: Pid, call: &str, source: io::Error) -> Error {
+    Error::Remote {
+        pid,
+        call: call.to_string(),
+        err: source,
+    }
+}
+
+impl Tracee {
+    /// Seizes `pid` and stops it (PTRACE_SEIZE + PTRACE_INTERRUPT). Returns the tracee and,
+    /// if a signal was being delivered when it stopped, that signal (still owed to the task).
+    pub fn seize(pid: Pid) -> Result<(Tracee, Option<i32>)> {
+        sys::ptrace_seize(pid, sys::PTRACE_O_TRACESYSGOOD).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) => Error::Target {
+                pid,
+                reason: "cannot trace it: it is already being traced (another dump?) or not permitted".into(),
+            },
+            Some(libc::ESRCH) => Error::Target {
+                pid,
+                reason: "no such process".into(),
+            },
+            _ => remote_err(pid, "PTRACE_SEIZE", e),
+        })?;
+        let mut t = Tracee {
+            pid,
+            syscall_ip: 0,
+            template: regs_from_words(&[0u64; 27]),
+            regs_dirty: false,
+        };
+        if let Err(e) = sys::ptrace_interrupt(pid) {
+            let _ = sys::ptrace_detach(pid, 0);
+            return Err(remote_err(pid, "PTRACE_INTERRUPT", e));
+        }
+        let mut owed = None;
+        loop {
+            match sys::waitpid(pid, 0) {
+                Ok(Some(WaitStatus::Stopped { event, .. })) if event == libc::PTRACE_EVENT_STOP => break,
+                Ok(Some(WaitStatus::Stopped { sig, .. })) => {
+                    // A signal-delivery stop came first: keep the signal to hand back, and stay
+                    // in this stop (it is as good as any for our requests).
+                    owed = Some(sig);
+                    break;
+                }
+                Ok(_) => {
+                    return Err(Error::Target {
+                        pid,
+                        reason: "exited while being stopped".into(),
+                    });
+                }
+                Err(e) => {
+                    let _ = sys::ptrace_detach(pid, 0);
+                    return Err(remote_err(pid, "waitpid", e));
+                }
+            }
+        }
+        t.template = sys::ptrace_getregs(pid).map_err(|e| remote_err(pid, "PTRACE_GETREGS", e))?;
+        Ok((t, owed))
+    }
+
+    /// Takes over a child that seized itself for us: `pid` was PTRACE_SEIZEd right after clone
+    /// and has stopped itself with SIGSTOP.
+    pub fn from_stopped_child(pid: Pid) -> Result<Tracee> {
+        let regs = sys::ptrace_getregs(pid).map_err(|e| remote_err(pid, "PTRACE_GETREGS", e))?;
+        Ok(Tracee {
+            pid,
+            syscall_ip: 0,
+            template: regs,
+            regs_dirty: false,
+        })
+    }
+
+    pub fn regs(&self) -> Result<UserRegs> {
+        sys::ptrace_getregs(self.pid).map_err(|e| remote_err(self.pid, "PTRACE_GETREGS", e))
+    }
+
+    pub fn set_regs(&mut self, regs: &UserRegs) -> Result<()> {
+        sys::ptrace_setregs(self.pid, regs).map_err(|e| remote_err(self.pid, "PTRACE_SETREGS", e))
+    }
+
+    pub fn syscall_ip(&self) -> u64 {
+        self.syscall_ip
+    }
+
+    pub fn set_syscall_ip(&mut self, ip: u64) {
+        self.syscall_ip = ip;
+    }
+
+    /// Finds a `syscall` instruction in `[start, end)` of the task's memory.
+    pub fn find_syscall_insn(&self, start: u64, end: u64) -> Result<Option<u64>> {
+        let len = (end - start) as usize;
+        let mut buf = vec![0u8; len];
+        let n = sys::process_vm_read(self.pid, &mut buf, &[(start, len)])
+            .or_else(|_| {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::File::open(format!("/proc/{}/mem", self.pid))?;
+                f.read_at(&mut buf, start)
+            })
+            .map_err(|e| remote_err(self.pid, "reading code to find a syscall instruction", e))?;
+        Ok(buf[..n].windows(2).position(|w| w == SYSCALL_INSN).map(|off| start + off as u64))
+    }
+
+    /// Runs syscall `nr` with `args` inside the task; returns its raw result (negative errno on
+    /// failure).
+    pub fn syscall_raw(&mut self, nr: i64, args: &[u64]) -> Result<i64> {
+        assert!(args.len() <= 6, "a syscall takes at most six arguments");
+        assert!(self.syscall_ip != 0, "no syscall instruction located");
+        let mut a = [0u64; 6];
+        a[..args.len()].copy_from_slice(args);
+        let mut r = self.template;
+        r.rip = self.syscall_ip;
+        r.rax = nr as u64;
+        // Not inside a syscall: the kernel must not apply restart logic on resume.
+        r.orig_rax = u64::MAX;
+        r.rdi = a[0];
+        r.rsi = a[1];
+        r.rdx = a[2];
+        r.r10 = a[3];
+        r.r8 = a[4];
+        r.r9 = a[5];
+        self.regs_dirty = true;
+        self.set_regs(&r)?;
+        self.step_to_syscall_stop()?; // entry
+        self.step_to_syscall_stop()?; // exit
+        Ok(self.regs()?.rax as i64)
+    }
+
+    /// Like [`syscall_raw`](Self::syscall_raw), turning a negative result into an error naming `call`.
+    pub fn syscall(&mut self, call: &str, nr: i64, args: &[u64]) -> Result<u64> {
+        let r = self.syscall_raw(nr, args)?;
+        if (-4095..0).contains(&r) {
+            return Err(remote_err(self.pid, call, io::Error::from_raw_os_error(-r as i32)));
+        }
+        Ok(r as u64)
+    }
+
+    fn step_to_syscall_stop(&mut self) -> Result<()> {
+        let pid = self.pid;
+        sys::ptrace_syscall(pid, 0).map_err(|e| remote_err(pid, "PTRACE_SYSCALL", e))?;
+        loop {
+            match sys::waitpid(pid, 0).map_err(|e| remote_err(pid, "waitpid", e))? {
+                Some(WaitStatus::Stopped { sig, .. }) if sig == SIGTRAP_SYSGOOD => return Ok(()),
+                Some(WaitStatus::Stopped { event, .. }) if event != 0 => {
+                    // A pending PTRACE_INTERRUPT or group stop: go on to the syscall stop.
+                    sys::ptrace_syscall(pid, 0).map_err(|e| remote_err(pid, "PTRACE_SYSCALL", e))?;
+                }
+                Some(WaitStatus::Stopped { sig, .. }) => {
+                    return Err(Error::Target {
+                        pid,
+                        reason: format!("signal {sig} arrived while stasis was working in it"),
+                    });
+                }
+                Some(WaitStatus::Exited(c)) => {
+                    return Err(Error::Target {
+                        pid,
+                        reason: format!("exited with status {c} during a remote syscall"),
+                    });
+                }
+                Some(WaitStatus::Signaled(s)) => {
+                    return Err(Error::Target {
+                        pid,
+                        reason: format!("killed by signal {s} during a remote syscall"),
+                    });
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Writes `data` into the task's memory at `addr` (scratch areas).
+    pub fn write_mem(&self, addr: u64, data: &[u8]) -> Result<()> {
+        let n = sys::process_vm_write(self.pid, data, &[(addr, data.len())])
+            .map_err(|e| remote_err(self.pid, "writing scratch memory", e))?;
+        if n != data.len() {
+            return Err(remote_err(self.pid, "writing scratch memory", io::Error::other("short write")));
+        }
+        Ok(())
+    }
+
+    pub fn read_mem(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        let n = sys::process_vm_read(self.pid, &mut buf, &[(addr, len)])
+            .map_err(|e| remote_err(self.pid, "reading scratch memory", e))?;
+        if n != len {
+            return Err(remote_err(self.pid, "reading scratch memory", io::Error::other("short read")));
+        }
+        Ok(buf)
+    }
+
+    /// Whether registers were changed by injected syscalls since the stop.
+    pub fn regs_dirty(&self) -> bool {
+        self.regs_dirty
+    }
+
+    pub fn detach(self, sig: i32) -> Result<()> {
+        sys::ptrace_detach(self.pid, sig).map_err(|e| remote_err(self.pid, "PTRACE_DETACH", e))
+    }
+}
+
+/// user_regs_struct <-> the 27 words the image stores, in the kernel's order.
+pub fn regs_to_words(r: &UserRegs) -> Vec<u64> {
+    vec![
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx, r.rsi, r.rdi,
+        r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds, r.es, r.fs, r.gs,
+    ]
+}
+
+pub fn regs_from_words(w: &[u64]) -> UserRegs {
+    UserRegs {
+        r15: w[0],
+        r14: w[1],
+        r13: w[2],
+        r12: w[3],
+        rbp: w[4],
+        rbx: w[5],
+        r11: w[6],
+        r10: w[7],
+        r9: w[8],
+        r8: w[9],
+        rax: w[10],
+        rcx: w[11],
+        rdx: w[12],
+        rsi: w[13],
+        rdi: w[14],
+        orig_rax: w[15],
+        rip: w[16],
+        cs: w[17],
+        eflags: w[18],
+        rsp: w[19],
+        ss: w[20],
+        fs_base: w[21],
+        gs_base: w[22],
+        ds: w[23],
+        es: w[24],
+        fs: w[25],
+        gs: w[26],
+    }
+}

@@ -1,0 +1,233 @@
+//! Process-level state: ids, name, personality, umask, cwd/root, credentials, rlimits,
+//! parent-death signal, the per-thread kernel registrations (clear_child_tid, robust list,
+//! rseq), and the mm metadata PR_SET_MM_MAP restores (bounds, auxv, exe).
+
+use std::fs;
+
+use crate::error::{Context, Error, Result};
+use crate::files::FileTable;
+use crate::image::{Creds, MmMeta, Rlimit, Rseq, ThreadCore};
+use crate::procfs::{self, Stat};
+use crate::remote::Tracee;
+use crate::sys::{self, Pid};
+
+const RLIMIT_COUNT: u32 = 16;
+const SYS_RSEQ: i64 = 334;
+const RSEQ_FLAG_UNREGISTER: u64 = 1;
+
+/// What /proc and outside syscalls tell without touching the task.
+pub struct ProcessState {
+    pub comm: String,
+    pub sid: Pid,
+    pub pgid: Pid,
+    pub personality: u32,
+    pub umask: u32,
+    pub cwd: String,
+    pub root: String,
+    pub creds: Creds,
+    pub rlimits: Vec<Rlimit>,
+}
+
+pub fn dump_process(pid: Pid, stat: &Stat, status: &procfs::Status) -> Result<ProcessState> {
+    let pers = fs::read_to_string(format!("/proc/{pid}/personality")).ctx(|| format!("process {pid}: personality"))?;
+    let personality = u32::from_str_radix(pers.trim(), 16).map_err(|_| Error::Proc {
+        pid,
+        file: "personality".into(),
+        reason: format!("unparsable {pers:?}"),
+    })?;
+    let mut rlimits = Vec::new();
+    for resource in 0..RLIMIT_COUNT {
+        let (cur, max) = sys::getrlimit(pid, resource).ctx(|| format!("process {pid}: prlimit({resource})"))?;
+        rlimits.push(Rlimit { resource, cur, max });
+    }
+    let mut comm = stat.comm.clone();
+    comm.truncate(15);
+    Ok(ProcessState {
+        comm,
+        sid: stat.session,
+        pgid: stat.pgrp,
+        personality,
+        umask: status.umask,
+        cwd: procfs::readlink(pid, "cwd")?,
+        root: procfs::readlink(pid, "root")?,
+        creds: Creds {
+            uid: status.uid,
+            gid: status.gid,
+            groups: status.groups.clone(),
+        },
+        rlimits,
+    })
+}
+
+/// What only the task itself can say: read by syscalls run inside it.
+pub struct Injected {
+    pub pdeathsig: i32,
+    pub brk: u64,
+    pub clear_child_tid: u64,
+}
+
+pub fn dump_injected(t: &mut Tracee, scratch: u64) -> Result<Injected> {
+    t.syscall("prctl(PR_GET_PDEATHSIG)", libc::SYS_prctl, &[libc::PR_GET_PDEATHSIG as u64, scratch])?;
+    let pdeathsig = i32::from_ne_bytes(t.read_mem(scratch, 4)?.try_into().expect("4 bytes"));
+    t.syscall("prctl(PR_GET_TID_ADDRESS)", libc::SYS_prctl, &[libc::PR_GET_TID_ADDRESS as u64, scratch])?;
+    let clear_child_tid = u64::from_ne_bytes(t.read_mem(scratch, 8)?.try_into().expect("8 bytes"));
+    let brk = t.syscall("brk(0)", libc::SYS_brk, &[0])?;
+    Ok(Injected {
+        pdeathsig,
+        brk,
+        clear_child_tid,
+    })
+}
+
+/// The kernel registrations of a thread readable from outside.
+pub fn dump_thread_links(pid: Pid) -> Result<((u64, u64), Option<Rseq>)> {
+    let robust = sys::get_robust_list(pid).ctx(|| format!("thread {pid}: get_robust_list"))?;
+    let rseq = sys::ptrace_get_rseq(pid).ctx(|| format!("thread {pid}: PTRACE_GET_RSEQ_CONFIGURATION"))?;
+    let rseq = (rseq.rseq_abi_pointer != 0).then_some(Rseq {
+        ptr: rseq.rseq_abi_pointer,
+        size: rseq.rseq_abi_size,
+        signature: rseq.signature,
+    });
+    Ok((robust, rseq))
+}
+
+pub fn dump_mm(pid: Pid, stat: &Stat, brk: u64, files: &mut FileTable) -> Result<MmMeta> {
+    let exe = procfs::readlink(pid, "exe")?;
+    let meta = fs::metadata(format!("/proc/{pid}/exe")).ctx(|| format!("process {pid}: stat of exe"))?;
+    if exe.ends_with(" (deleted)") {
+        return Err(Error::Unsupported {
+            pid,
+            reason: format!("its executable {exe} was deleted"),
+        });
+    }
+    let exe_file = files.add(&exe, &meta).ok_or_else(|| Error::Unsupported {
+        pid,
+        reason: format!("its executable {exe} is not a regular file"),
+    })?;
+    Ok(MmMeta {
+        start_code: stat.start_code,
+        end_code: stat.end_code,
+        start_data: stat.start_data,
+        end_data: stat.end_data,
+        start_brk: stat.start_brk,
+        brk,
+        start_stack: stat.start_stack,
+        arg_start: stat.arg_start,
+        arg_end: stat.arg_end,
+        env_start: stat.env_start,
+        env_end: stat.env_end,
+        auxv: procfs::read_auxv(pid)?,
+        exe_file,
+    })
+}
+
+// ------------------------------------------------------------------------------------------------
+// restore
+
+/// In the new process, before it stops: session, group, umask, cwd, root, name.
+pub fn restore_in_child(pid: Pid, sid: Pid, pgid: Pid, umask: u32, cwd: &str, root: &str, comm: &str) -> Result<()> {
+    if sid == pid {
+        sys::setsid().ctx(|| "setsid")?;
+    } else if pgid == pid {
+        sys::setpgid(0, 0).ctx(|| "setpgid")?;
+    }
+    sys::umask(umask);
+    sys::chdir(cwd).ctx(|| format!("chdir to {cwd}"))?;
+    if root != "/" {
+        sys::chroot(root).ctx(|| format!("chroot to {root}"))?;
+    }
+    let name = sys::cstr(comm).ctx(|| "process name")?;
+    sys::prctl(libc::PR_SET_NAME, name.as_ptr() as u64, 0, 0, 0).ctx(|| "PR_SET_NAME")?;
+    Ok(())
+}
+
+/// Drops the restorer's own rseq registration (inherited from the fork; its area is about to
+/// be unmapped, and the kernel would fault on it).
+pub fn unregister_inherited_rseq(t: &mut Tracee) -> Result<()> {
+    let conf = sys::ptrace_get_rseq(t.pid).ctx(|| "PTRACE_GET_RSEQ_CONFIGURATION")?;
+    if conf.rseq_abi_pointer != 0 {
+        t.syscall(
+            "rseq(unregister)",
+            SYS_RSEQ,
+            &[conf.rseq_abi_pointer, conf.rseq_abi_size as u64, RSEQ_FLAG_UNREGISTER, conf.signature as u64],
+        )?;
+    }
+    Ok(())
+}
+
+/// The mm fields, auxv and exe link, in one PR_SET_MM_MAP.
+pub fn restore_mm(t: &mut Tracee, scratch: u64, mm: &MmMeta, exe_fd: i32) -> Result<()> {
+    // struct prctl_mm_map: 11 addresses, auxv pointer, auxv_size (u32), exe_fd (u32).
+    let auxv_at = scratch + 256;
+    let mut b = Vec::with_capacity(104);
+    for w in [
+        mm.start_code,
+        mm.end_code,
+        mm.start_data,
+        mm.end_data,
+        mm.start_brk,
+        mm.brk,
+        mm.start_stack,
+        mm.arg_start,
+        mm.arg_end,
+        mm.env_start,
+        mm.env_end,
+        auxv_at,
+    ] {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    b.extend_from_slice(&((mm.auxv.len() * 8) as u32).to_ne_bytes());
+    b.extend_from_slice(&(exe_fd as u32).to_ne_bytes());
+    let auxv: Vec<u8> = mm.auxv.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    t.write_mem(scratch, &b)?;
+    t.write_mem(auxv_at, &auxv)?;
+    t.syscall(
+        "prctl(PR_SET_MM, PR_SET_MM_MAP)",
+        libc::SYS_prctl,
+        &[libc::PR_SET_MM as u64, libc::PR_SET_MM_MAP as u64, scratch, b.len() as u64, 0],
+    )?;
+    Ok(())
+}
+
+/// Per-thread kernel registrations: clear_child_tid, robust list, rseq.
+pub fn restore_thread_links(t: &mut Tracee, th: &ThreadCore) -> Result<()> {
+    t.syscall("set_tid_address", libc::SYS_set_tid_address, &[th.clear_child_tid])?;
+    if th.robust_list.0 != 0 {
+        t.syscall("set_robust_list", libc::SYS_set_robust_list, &[th.robust_list.0, th.robust_list.1])?;
+    }
+    if let Some(r) = th.rseq {
+        t.syscall("rseq", SYS_RSEQ, &[r.ptr, r.size as u64, 0, r.signature as u64])?;
+    }
+    Ok(())
+}
+
+/// Personality, rlimits, parent-death signal and, last, credentials.
+pub fn restore_process(
+    t: &mut Tracee,
+    scratch: u64,
+    personality: u32,
+    rlimits: &[Rlimit],
+    pdeathsig: i32,
+    creds: &Creds,
+) -> Result<()> {
+    t.syscall("personality", libc::SYS_personality, &[personality as u64])?;
+    for r in rlimits {
+        let mut b = r.cur.to_ne_bytes().to_vec();
+        b.extend_from_slice(&r.max.to_ne_bytes());
+        t.write_mem(scratch, &b)?;
+        t.syscall(&format!("prlimit64({})", r.resource), libc::SYS_prlimit64, &[0, r.resource as u64, scratch, 0])?;
+    }
+    t.syscall("prctl(PR_SET_PDEATHSIG)", libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, pdeathsig as u64])?;
+    if creds.uid.iter().chain(&creds.gid).any(|&id| id != 0) || !creds.groups.is_empty() {
+        let groups: Vec<u8> = creds.groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
+        t.write_mem(scratch, &groups)?;
+        t.syscall("setgroups", libc::SYS_setgroups, &[creds.groups.len() as u64, scratch])?;
+        let g = creds.gid;
+        t.syscall("setresgid", libc::SYS_setresgid, &[g[0] as u64, g[1] as u64, g[2] as u64])?;
+        t.syscall("setfsgid", libc::SYS_setfsgid, &[g[3] as u64])?;
+        let u = creds.uid;
+        t.syscall("setresuid", libc::SYS_setresuid, &[u[0] as u64, u[1] as u64, u[2] as u64])?;
+        t.syscall("setfsuid", libc::SYS_setfsuid, &[u[3] as u64])?;
+    }
+    Ok(())
+}
