@@ -33,7 +33,11 @@ pub fn check() -> Vec<Feature> {
     let me = sys::getpid();
     let caps = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("CapEff:")).map(|l| l[7..].trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("CapEff:"))
+                .map(|l| l[7..].trim().to_string())
+        })
         .and_then(|c| u64::from_str_radix(&c, 16).ok())
         .unwrap_or(0);
     let cap = |bit: u32| caps & (1u64 << bit) != 0;
@@ -61,7 +65,13 @@ pub fn check() -> Vec<Feature> {
         feature(
             "PR_SET_MM_MAP",
             "restore mm bounds, auxv and exe link",
-            match sys::prctl(libc::PR_SET_MM, libc::PR_SET_MM_MAP_SIZE as u64, &mut 0u32 as *mut u32 as u64, 0, 0) {
+            match sys::prctl(
+                libc::PR_SET_MM,
+                libc::PR_SET_MM_MAP_SIZE as u64,
+                &mut 0u32 as *mut u32 as u64,
+                0,
+                0,
+            ) {
                 Ok(_) if cap(CAP_SYS_RESOURCE) || cap(CAP_CHECKPOINT_RESTORE) => Ok("supported".into()),
                 Ok(_) => Err("supported, but CAP_SYS_RESOURCE is missing".into()),
                 Err(e) => Err(e.to_string()),
@@ -70,17 +80,19 @@ pub fn check() -> Vec<Feature> {
         feature(
             "PAGEMAP_SCAN",
             "finding populated pages without faulting them in",
-            File::open("/proc/self/pagemap").map_err(|e| e.to_string()).and_then(|f| {
-                let q = ScanQuery {
-                    required: 0,
-                    excluded: 0,
-                    anyof: sys::PAGE_IS_PRESENT,
-                };
-                let here = &caps as *const u64 as u64 & !4095;
-                sys::pagemap_scan(f.as_fd(), here, here + 4096, &q)
-                    .map(|_| "supported".into())
-                    .map_err(|e| e.to_string())
-            }),
+            File::open("/proc/self/pagemap")
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    let q = ScanQuery {
+                        required: 0,
+                        excluded: 0,
+                        anyof: sys::PAGE_IS_PRESENT,
+                    };
+                    let here = &caps as *const u64 as u64 & !4095;
+                    sys::pagemap_scan(f.as_fd(), here, here + 4096, &q)
+                        .map(|_| "supported".into())
+                        .map_err(|e| e.to_string())
+                }),
         ),
         feature(
             "process_vm_readv/writev",
@@ -108,14 +120,22 @@ pub fn check() -> Vec<Feature> {
         feature(
             "memfd_create",
             "restoring memfd mappings",
-            sys::memfd_create("stasis-check").map(|_| "supported".into()).map_err(|e| e.to_string()),
+            sys::memfd_create("stasis-check")
+                .map(|_| "supported".into())
+                .map_err(|e| e.to_string()),
         ),
-        feature("userfaultfd write-protect", "incremental dumps (planned)", sys::probe_uffd_wp()),
+        feature(
+            "userfaultfd write-protect",
+            "incremental dumps (planned)",
+            sys::probe_uffd_wp(),
+        ),
         feature(
             "soft-dirty",
             "incremental dumps the CRIU way",
             yes_no(
-                std::fs::read_to_string("/proc/self/smaps").map(|s| s.contains(" sd")).unwrap_or(false),
+                std::fs::read_to_string("/proc/self/smaps")
+                    .map(|s| s.contains(" sd"))
+                    .unwrap_or(false),
                 "present",
                 "absent (stasis plans userfaultfd write-protect + PAGEMAP_SCAN instead)",
             ),

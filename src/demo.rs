@@ -63,7 +63,11 @@ fn wait_for(log: &Path, what: &str, timeout: Duration) -> Result<()> {
 
 /// Runs the demo, narrating to `out`. Returns the process exit code.
 pub fn run(out: &mut impl Write) -> Result<i32> {
-    let base = if Path::new("/dev/shm").is_dir() { Path::new("/dev/shm") } else { Path::new("/tmp") };
+    let base = if Path::new("/dev/shm").is_dir() {
+        Path::new("/dev/shm")
+    } else {
+        Path::new("/tmp")
+    };
     let dir = base.join(format!("stasis-demo-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
@@ -93,7 +97,10 @@ fn run_in(dir: &Path, out: &mut impl Write) -> Result<i32> {
         let _ = child.wait();
         return Err(e);
     }
-    say(out, format!("started workload {pid}: it holds {HELD_MIB} MiB and counts every 100 ms"));
+    say(
+        out,
+        format!("started workload {pid}: it holds {HELD_MIB} MiB and counts every 100 ms"),
+    );
     std::thread::sleep(Duration::from_millis(800));
     let t0 = Instant::now();
     let dumped = dump::dump(&DumpOptions {
@@ -120,7 +127,14 @@ fn run_in(dir: &Path, out: &mut impl Write) -> Result<i32> {
         ),
     );
     let report = inspect::inspect(&image)?;
-    say(out, format!("image: {} bytes of pages in {}", report.totals.bytes_stored, image.display()));
+    say(
+        out,
+        format!(
+            "image: {} bytes of pages in {}",
+            report.totals.bytes_stored,
+            image.display()
+        ),
+    );
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
     let restored = restore::restore(&RestoreOptions {
@@ -129,7 +143,11 @@ fn run_in(dir: &Path, out: &mut impl Write) -> Result<i32> {
     })?;
     say(
         out,
-        format!("restored it as pid {} in {:.0} ms", restored.pid, t0.elapsed().as_secs_f64() * 1e3),
+        format!(
+            "restored it as pid {} in {:.0} ms",
+            restored.pid,
+            t0.elapsed().as_secs_f64() * 1e3
+        ),
     );
     std::thread::sleep(Duration::from_millis(800));
     let after = last_count(&log).unwrap_or(0);
@@ -141,6 +159,13 @@ fn run_in(dir: &Path, out: &mut impl Write) -> Result<i32> {
     let next_ok = text.contains(&format!("count {}\n", before + 1));
     say(out, format!("stopped it: exit status {status}, it says: {verdict}"));
     let ok = status == 0 && verdict.starts_with("PASS") && after > before && next_ok && restored.pid == pid;
-    say(out, if ok { "demo OK".to_string() } else { "demo FAILED".to_string() });
+    say(
+        out,
+        if ok {
+            "demo OK".to_string()
+        } else {
+            "demo FAILED".to_string()
+        },
+    );
     Ok(if ok { 0 } else { 1 })
 }

@@ -22,6 +22,7 @@ use tracing::{debug, info};
 
 use crate::cpu::{self, Resume};
 use crate::error::{Context, Error, Result};
+use crate::failpoint;
 use crate::files::{self, FileTable};
 use crate::image::{self, Core, Image, Inventory, ProcessEntry, ProcessImage, ThreadCore, VmaKind};
 use crate::memory;
@@ -91,7 +92,10 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     if status.threads != 1 {
         return Err(Error::Unsupported {
             pid,
-            reason: format!("it has {} threads; this version dumps single-threaded processes", status.threads),
+            reason: format!(
+                "it has {} threads; this version dumps single-threaded processes",
+                status.threads
+            ),
         });
     }
     if status.tracer_pid != 0 {
@@ -107,6 +111,10 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     // 2. Stop it.
     let (mut t, owed) = Tracee::seize(pid)?;
     info!(pid, "stopped");
+    if let Err(e) = failpoint::hit("dump:seized") {
+        let _ = t.detach(owed.unwrap_or(0));
+        return Err(e);
+    }
     let orig_regs = t.regs()?;
     let orig_mask = sys::ptrace_get_sigmask(pid).ctx(|| format!("process {pid}: PTRACE_GETSIGMASK"))?;
 
@@ -155,8 +163,13 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
         .ok_or_else(|| Error::Restore("no room for a scratch page".into()))?;
     let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
-    t.syscall("mmap(scratch)", libc::SYS_mmap, &[scratch, PAGE_SIZE as u64, prot, flags, u64::MAX, 0])?;
+    t.syscall(
+        "mmap(scratch)",
+        libc::SYS_mmap,
+        &[scratch, PAGE_SIZE as u64, prot, flags, u64::MAX, 0],
+    )?;
     let asked = (|| {
+        failpoint::hit("dump:injecting")?;
         let sig = signals::dump(t, scratch)?;
         let inj = task::dump_injected(t, scratch)?;
         Ok::<_, Error>((sig, inj))
@@ -165,7 +178,10 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     let ((actions, altstack), injected) = asked?;
     unmapped?;
     // From here on the task could go on at any moment without harm.
-    t.set_regs(&cpu::resume_regs(&crate::remote::regs_to_words(&orig_regs), Resume::SameTask))?;
+    t.set_regs(&cpu::resume_regs(
+        &crate::remote::regs_to_words(&orig_regs),
+        Resume::SameTask,
+    ))?;
     sys::ptrace_set_sigmask(pid, orig_mask).ctx(|| "restoring the signal mask")?;
     debug!(pid, handlers = actions.len(), "asked the task");
 
@@ -184,6 +200,7 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     memory::flush_shared_files(pid, &plan)?;
     let mut store = PageStore::create(&opts.dir.join(image::PAGES), capacity)?;
     let (vmas, shmem) = memory::copy_pages(pid, plan, &mut store)?;
+    failpoint::hit("dump:pages-copied")?;
 
     // 6. The layout must be the one the pages were read from.
     let now = procfs::read_maps(pid)?;
@@ -195,7 +212,11 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     }
     let pages = store.finish()?;
     let (mut stored, mut zeros) = (0, 0);
-    for r in vmas.iter().flat_map(|v| &v.pages).chain(shmem.iter().flat_map(|o| &o.pages)) {
+    for r in vmas
+        .iter()
+        .flat_map(|v| &v.pages)
+        .chain(shmem.iter().flat_map(|o| &o.pages))
+    {
         let (d, z) = memory::count_pages(std::slice::from_ref(r));
         stored += d;
         zeros += z;
@@ -234,7 +255,10 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
             kernel: sys::kernel_release(),
             arch: std::env::consts::ARCH.to_string(),
             page_size: image::PAGE_SIZE,
-            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            created_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
             root_pid: pid,
             processes: vec![ProcessEntry { pid, ppid: stat.ppid }],
             files: table.files,
@@ -251,6 +275,7 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     };
     // What we wrote must be what we can read back.
     image::validate(&img)?;
+    failpoint::hit("dump:before-write")?;
     img.write(&opts.dir)?;
     info!(pid, pages = stored, zero_pages = zeros, "image written");
     Ok(DumpSummary {
@@ -262,11 +287,30 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
 }
 
 /// Points the tracee's syscall injection at a `syscall` instruction: in the vdso, or else in
-/// any readable executable mapping.
+/// any readable executable mapping. Only pages already present are searched (and so run):
+/// touching another would make the task bigger than it was.
 pub fn locate_syscall(t: &mut Tracee, maps: &[MapEntry]) -> Result<()> {
+    let pagemap =
+        fs::File::open(format!("/proc/{}/pagemap", t.pid)).ctx(|| format!("process {}: opening pagemap", t.pid))?;
+    let present = sys::ScanQuery {
+        required: 0,
+        excluded: 0,
+        anyof: sys::PAGE_IS_PRESENT,
+    };
     let vdso = maps.iter().filter(|m| m.path == "[vdso]");
     let code = maps.iter().filter(|m| m.exec && m.read && m.path != "[vsyscall]");
-    for m in vdso.chain(code) {
+    let candidates: Vec<&MapEntry> = vdso.chain(code).collect();
+    for m in &candidates {
+        let ranges = sys::pagemap_scan(pagemap.as_fd(), m.start, m.end, &present).unwrap_or_default();
+        for (start, end) in ranges {
+            if let Some(ip) = t.find_syscall_insn(start, end)? {
+                t.set_syscall_ip(ip);
+                return Ok(());
+            }
+        }
+    }
+    // None in a present page: take one anywhere.
+    for m in &candidates {
         if let Some(ip) = t.find_syscall_insn(m.start, m.end)? {
             t.set_syscall_ip(ip);
             return Ok(());
@@ -330,7 +374,10 @@ mod tests {
 
     #[test]
     fn gap_avoids_neighbours() {
-        let busy = vec![vec![(1 << 32, (1 << 32) + 0x3000), ((1 << 32) + 0x5000, (1 << 32) + 0x9000)]];
+        let busy = vec![vec![
+            (1 << 32, (1 << 32) + 0x3000),
+            ((1 << 32) + 0x5000, (1 << 32) + 0x9000),
+        ]];
         let g = pick_gap(&busy, 0x1000).unwrap();
         assert_eq!(g, (1 << 32) + 0xa000);
         let g = pick_gap(&[vec![]], 0x1000).unwrap();

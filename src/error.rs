@@ -20,11 +20,7 @@ pub enum Error {
     Target { pid: i32, reason: String },
     /// /proc said something stasis cannot parse.
     #[error("/proc/{pid}/{file}: {reason}")]
-    Proc {
-        pid: i32,
-        file: String,
-        reason: String,
-    },
+    Proc { pid: i32, file: String, reason: String },
     /// The image is damaged, inconsistent or from an incompatible version.
     #[error("bad image: {0}")]
     Image(#[from] ImageError),
@@ -42,6 +38,9 @@ pub trait Context<T> {
 
 impl<T> Context<T> for io::Result<T> {
     fn ctx<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|err| Error::Sys { what: what().into(), err })
+        self.map_err(|err| Error::Sys {
+            what: what().into(),
+            err,
+        })
     }
 }

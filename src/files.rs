@@ -56,7 +56,9 @@ pub fn dump(pid: Pid, shell_job: bool, table: &mut FileTable) -> Result<Fds> {
         let cloexec = info.flags & libc::O_CLOEXEC as u32 != 0;
         let flags = info.flags & !(libc::O_CLOEXEC as u32);
         if !link.starts_with('/') {
-            return Err(refuse("this kind of file is not supported yet (pipes, sockets, eventfd, ... are refused)"));
+            return Err(refuse(
+                "this kind of file is not supported yet (pipes, sockets, eventfd, ... are refused)",
+            ));
         }
         if link.ends_with(" (deleted)") {
             return Err(refuse("the file was deleted and cannot be reopened"));
@@ -64,12 +66,19 @@ pub fn dump(pid: Pid, shell_job: bool, table: &mut FileTable) -> Result<Fds> {
         // Stat through the fd itself: the path may now name another file.
         let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ctx(|| format!("process {pid}: stat of fd {fd}"))?;
         let ft = meta.file_type();
-        let is_tty = ft.is_char_device() && (link.starts_with("/dev/pts/") || link.starts_with("/dev/tty") || link == "/dev/console");
+        let is_tty = ft.is_char_device()
+            && (link.starts_with("/dev/pts/") || link.starts_with("/dev/tty") || link == "/dev/console");
         if is_tty {
             if !shell_job {
-                return Err(refuse("is a terminal: dump and restore with --shell-job to use the restorer's terminal"));
+                return Err(refuse(
+                    "is a terminal: dump and restore with --shell-job to use the restorer's terminal",
+                ));
             }
-            fds.push(Fd { fd, cloexec, kind: FdKind::Tty { flags } });
+            fds.push(Fd {
+                fd,
+                cloexec,
+                kind: FdKind::Tty { flags },
+            });
             continue;
         }
         if ft.is_block_device() {
@@ -81,7 +90,11 @@ pub fn dump(pid: Pid, shell_job: bool, table: &mut FileTable) -> Result<Fds> {
         fds.push(Fd {
             fd,
             cloexec,
-            kind: FdKind::Path { file, flags, pos: info.pos },
+            kind: FdKind::Path {
+                file,
+                flags,
+                pos: info.pos,
+            },
         });
     }
     Ok(Fds { fds })
@@ -93,15 +106,18 @@ pub fn precheck(fds: &Fds, files: &[FileRecord]) -> Result<()> {
     for f in &fds.fds {
         if let FdKind::Path { file, .. } = f.kind {
             let rec = &files[file as usize];
-            let meta = fs::metadata(&rec.path)
-                .map_err(|e| Error::Restore(format!("fd {}: {}: {e}", f.fd, rec.path)))?;
+            let meta =
+                fs::metadata(&rec.path).map_err(|e| Error::Restore(format!("fd {}: {}: {e}", f.fd, rec.path)))?;
             let same_kind = match rec.kind {
                 FileKind::Regular => meta.is_file(),
                 FileKind::Directory => meta.is_dir(),
                 FileKind::CharDevice => meta.file_type().is_char_device() && meta.rdev() == rec.rdev,
             };
             if !same_kind {
-                return Err(Error::Restore(format!("fd {}: {} is no longer the same kind of file", f.fd, rec.path)));
+                return Err(Error::Restore(format!(
+                    "fd {}: {} is no longer the same kind of file",
+                    f.fd, rec.path
+                )));
             }
         }
     }
@@ -123,7 +139,8 @@ pub fn restore(fds: &Fds, files: &[FileRecord], tty: Option<RawFd>) -> Result<()
                 sys::move_fd(fd, f.fd, f.cloexec).ctx(|| format!("placing fd {}", f.fd))?;
             }
             FdKind::Tty { .. } => {
-                let t = tty.ok_or_else(|| Error::Restore(format!("fd {} needs a terminal, and stasis has none", f.fd)))?;
+                let t =
+                    tty.ok_or_else(|| Error::Restore(format!("fd {} needs a terminal, and stasis has none", f.fd)))?;
                 sys::dup_to(t, f.fd, f.cloexec).ctx(|| format!("placing terminal fd {}", f.fd))?;
             }
         }

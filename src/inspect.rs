@@ -135,40 +135,39 @@ pub fn report(img: &Image) -> Report {
         .iter()
         .zip(&inv.processes)
         .map(|(p, e)| {
-            let mappings: Vec<MappingReport> = p
-                .mm
-                .vmas
-                .iter()
-                .map(|v| {
-                    let (stored, zero) = count_pages(&v.pages);
-                    totals.pages_stored += stored;
-                    totals.zero_pages += zero;
-                    let (kind, file, offset) = match &v.kind {
-                        VmaKind::Anon => ("anon".to_string(), None, 0),
-                        VmaKind::Heap => ("heap".to_string(), None, 0),
-                        VmaKind::Stack => ("stack".to_string(), None, 0),
-                        VmaKind::File { file, pgoff } => ("file".to_string(), path(*file), pgoff * PAGE_SIZE),
-                        VmaKind::Shmem { object, pgoff } => (format!("shmem#{object}"), None, pgoff * PAGE_SIZE),
-                        VmaKind::Vdso => ("vdso".to_string(), None, 0),
-                        VmaKind::Vvar { name } => (name.trim_matches(['[', ']']).to_string(), None, 0),
-                    };
-                    MappingReport {
-                        start: hex(v.start),
-                        end: hex(v.end),
-                        perms: perms(v),
-                        kind,
-                        file,
-                        offset,
-                        flags: vmflags::TABLE
-                            .iter()
-                            .filter(|(bit, _, _)| v.flags & bit != 0)
-                            .map(|(_, _, name)| name.to_string())
-                            .collect(),
-                        pages_stored: stored,
-                        zero_pages: zero,
-                    }
-                })
-                .collect();
+            let mappings: Vec<MappingReport> =
+                p.mm.vmas
+                    .iter()
+                    .map(|v| {
+                        let (stored, zero) = count_pages(&v.pages);
+                        totals.pages_stored += stored;
+                        totals.zero_pages += zero;
+                        let (kind, file, offset) = match &v.kind {
+                            VmaKind::Anon => ("anon".to_string(), None, 0),
+                            VmaKind::Heap => ("heap".to_string(), None, 0),
+                            VmaKind::Stack => ("stack".to_string(), None, 0),
+                            VmaKind::File { file, pgoff } => ("file".to_string(), path(*file), pgoff * PAGE_SIZE),
+                            VmaKind::Shmem { object, pgoff } => (format!("shmem#{object}"), None, pgoff * PAGE_SIZE),
+                            VmaKind::Vdso => ("vdso".to_string(), None, 0),
+                            VmaKind::Vvar { name } => (name.trim_matches(['[', ']']).to_string(), None, 0),
+                        };
+                        MappingReport {
+                            start: hex(v.start),
+                            end: hex(v.end),
+                            perms: perms(v),
+                            kind,
+                            file,
+                            offset,
+                            flags: vmflags::TABLE
+                                .iter()
+                                .filter(|(bit, _, _)| v.flags & bit != 0)
+                                .map(|(_, _, name)| name.to_string())
+                                .collect(),
+                            pages_stored: stored,
+                            zero_pages: zero,
+                        }
+                    })
+                    .collect();
             totals.mappings += mappings.len();
             totals.fds += p.fds.fds.len();
             let c = &p.core;
@@ -277,9 +276,17 @@ pub fn report(img: &Image) -> Report {
 
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "image format {} by stasis {} on Linux {}", r.format_version, r.tool_version, r.kernel);
+    let _ = writeln!(
+        s,
+        "image format {} by stasis {} on Linux {}",
+        r.format_version, r.tool_version, r.kernel
+    );
     for p in &r.processes {
-        let _ = writeln!(s, "\nprocess {} ({}) ppid {} sid {} pgid {} uid {}", p.pid, p.comm, p.ppid, p.sid, p.pgid, p.uid);
+        let _ = writeln!(
+            s,
+            "\nprocess {} ({}) ppid {} sid {} pgid {} uid {}",
+            p.pid, p.comm, p.ppid, p.sid, p.pgid, p.uid
+        );
         let _ = writeln!(s, "  exe {}\n  cwd {}", p.exe, p.cwd);
         for t in &p.threads {
             let _ = writeln!(
@@ -305,8 +312,16 @@ pub fn render_text(r: &Report) -> String {
                 m.pages_stored,
                 m.zero_pages,
                 m.file.as_deref().unwrap_or(""),
-                if m.offset != 0 { format!(" @{:#x}", m.offset) } else { String::new() },
-                if m.flags.is_empty() { String::new() } else { format!(" [{}]", m.flags.join(",")) },
+                if m.offset != 0 {
+                    format!(" @{:#x}", m.offset)
+                } else {
+                    String::new()
+                },
+                if m.flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", m.flags.join(","))
+                },
             );
         }
         let _ = writeln!(s, "  fds:");

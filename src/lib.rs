@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod demo;
 pub mod dump;
 pub mod error;
+pub mod failpoint;
 pub mod files;
 pub mod image;
 pub mod inspect;

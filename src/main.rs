@@ -112,7 +112,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 print!("{}", stasis::check::render_text(&f));
             }
-            Ok(if f.iter().all(|f| f.present || f.name.contains("soft-dirty")) { 0 } else { 1 })
+            Ok(if f.iter().all(|f| f.present || f.name.contains("soft-dirty")) {
+                0
+            } else {
+                1
+            })
         }
         Cmd::Demo => Ok(stasis::demo::run(&mut std::io::stdout())? as u8),
         Cmd::DemoWorkload => Ok(stasis::demo::workload() as u8),

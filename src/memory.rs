@@ -60,7 +60,11 @@ pub struct MemPlan {
 }
 
 fn refuse(pid: Pid, e: &MapEntry, what: &str) -> Error {
-    let name = if e.path.is_empty() { "anonymous memory" } else { e.path.as_str() };
+    let name = if e.path.is_empty() {
+        "anonymous memory"
+    } else {
+        e.path.as_str()
+    };
     Error::Unsupported {
         pid,
         reason: format!("mapping {:x}-{:x} ({name}): {what}", e.start, e.end),
@@ -124,7 +128,11 @@ pub fn plan(pid: Pid, entries: &[MapEntry], files: &mut FileTable) -> Result<Mem
                     return Err(refuse(pid, e, "maps a file that was deleted"));
                 };
                 if !e.shared {
-                    return Err(refuse(pid, e, "private mapping of a memory object is not supported yet"));
+                    return Err(refuse(
+                        pid,
+                        e,
+                        "private mapping of a memory object is not supported yet",
+                    ));
                 }
                 let key = (e.dev.0, e.dev.1, e.inode);
                 let object = match by_inode.get(&key) {
@@ -217,7 +225,8 @@ pub fn scan(pid: Pid, plan: &mut MemPlan) -> Result<u64> {
         total += p.ranges.iter().map(|(s, e)| (e - s) / PAGE_SIZE).sum::<u64>();
     }
     for o in &mut plan.objects {
-        o.ranges = data_ranges(&o.file, o.object.size).ctx(|| format!("process {pid}: finding data in shared memory"))?;
+        o.ranges =
+            data_ranges(&o.file, o.object.size).ctx(|| format!("process {pid}: finding data in shared memory"))?;
         total += o.ranges.iter().map(|(s, e)| (e - s) / PAGE_SIZE).sum::<u64>();
     }
     Ok(total)
@@ -256,7 +265,12 @@ pub fn flush_shared_files(pid: Pid, plan: &MemPlan) -> Result<()> {
     for p in plan.vmas.iter().filter(|p| p.flush) {
         let link = format!("/proc/{pid}/map_files/{:x}-{:x}", p.vma.start, p.vma.end);
         let f = File::open(&link).ctx(|| format!("process {pid}: opening {link}"))?;
-        f.sync_data().ctx(|| format!("process {pid}: flushing shared mapping {:x}-{:x}", p.vma.start, p.vma.end))?;
+        f.sync_data().ctx(|| {
+            format!(
+                "process {pid}: flushing shared mapping {:x}-{:x}",
+                p.vma.start, p.vma.end
+            )
+        })?;
     }
     Ok(())
 }
@@ -301,7 +315,8 @@ pub fn create_object(o: &ShmemObject, pages: &[u8]) -> Result<std::os::fd::Owned
     for r in &o.pages {
         if let PageSource::Data { at } = r.source {
             let data = &pages[(at * PAGE_SIZE) as usize..((at + r.count) * PAGE_SIZE) as usize];
-            f.write_all_at(data, r.first * PAGE_SIZE).ctx(|| "filling shared memory")?;
+            f.write_all_at(data, r.first * PAGE_SIZE)
+                .ctx(|| "filling shared memory")?;
         }
     }
     Ok(f.into())
@@ -322,7 +337,11 @@ pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>
         }
         let len = v.end - v.start;
         let has_data = !v.pages.is_empty();
-        let map_prot = if has_data { v.prot | PROT_READ | PROT_WRITE } else { v.prot };
+        let map_prot = if has_data {
+            v.prot | PROT_READ | PROT_WRITE
+        } else {
+            v.prot
+        };
         let mut flags = libc::MAP_FIXED_NOREPLACE | if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
         if v.flags & vmflags::GROWSDOWN != 0 {
             flags |= libc::MAP_GROWSDOWN;
@@ -339,11 +358,18 @@ pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>
             }
         };
         let what = format!("mmap of {:x}-{:x}", v.start, v.end);
-        let got = t.syscall(&what, libc::SYS_mmap, &[v.start, len, map_prot as u64, flags as u64, fd, off])?;
+        let got = t.syscall(
+            &what,
+            libc::SYS_mmap,
+            &[v.start, len, map_prot as u64, flags as u64, fd, off],
+        )?;
         if got != v.start {
             return Err(Error::Restore(format!("{what} landed at {got:x}")));
         }
-        for (bit, advice) in [(vmflags::HUGEPAGE, libc::MADV_HUGEPAGE), (vmflags::NOHUGEPAGE, libc::MADV_NOHUGEPAGE)] {
+        for (bit, advice) in [
+            (vmflags::HUGEPAGE, libc::MADV_HUGEPAGE),
+            (vmflags::NOHUGEPAGE, libc::MADV_NOHUGEPAGE),
+        ] {
             if v.flags & bit != 0 {
                 t.syscall("madvise", libc::SYS_madvise, &[v.start, len, advice as u64])?;
             }
@@ -389,7 +415,10 @@ fn write_runs(pid: Pid, v: &Vma, pages: &[u8], zeros: &[u8]) -> Result<()> {
                 while j < runs.len() && remote.len() < 1024 {
                     match runs[j].source {
                         PageSource::Data { at: a } if a == at + count => {
-                            remote.push((v.start + runs[j].first * PAGE_SIZE, (runs[j].count * PAGE_SIZE) as usize));
+                            remote.push((
+                                v.start + runs[j].first * PAGE_SIZE,
+                                (runs[j].count * PAGE_SIZE) as usize,
+                            ));
                             count += runs[j].count;
                             j += 1;
                         }
@@ -410,8 +439,12 @@ fn write_runs(pid: Pid, v: &Vma, pages: &[u8], zeros: &[u8]) -> Result<()> {
                     while done < r.count {
                         let n = (r.count - done).min((zeros.len() / PS) as u64);
                         let addr = v.start + (r.first + done) * PAGE_SIZE;
-                        sys::process_vm_write(pid, &zeros[..(n * PAGE_SIZE) as usize], &[(addr, (n * PAGE_SIZE) as usize)])
-                            .map_err(err)?;
+                        sys::process_vm_write(
+                            pid,
+                            &zeros[..(n * PAGE_SIZE) as usize],
+                            &[(addr, (n * PAGE_SIZE) as usize)],
+                        )
+                        .map_err(err)?;
                         done += n;
                     }
                 }

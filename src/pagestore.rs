@@ -242,8 +242,22 @@ mod tests {
         b.push(7, PageSource::Data { at: 11 });
         let r = b.finish();
         assert_eq!(r.len(), 5);
-        assert_eq!(r[0], PageRun { first: 0, count: 2, source: PageSource::Data { at: 5 } });
-        assert_eq!(r[1], PageRun { first: 2, count: 2, source: PageSource::Zero });
+        assert_eq!(
+            r[0],
+            PageRun {
+                first: 0,
+                count: 2,
+                source: PageSource::Data { at: 5 }
+            }
+        );
+        assert_eq!(
+            r[1],
+            PageRun {
+                first: 2,
+                count: 2,
+                source: PageSource::Zero
+            }
+        );
     }
 
     #[test]

@@ -41,8 +41,19 @@ impl MapEntry {
 
     /// The same layout fields that /proc/PID/maps shows, for change detection.
     pub fn same_layout(&self, o: &MapEntry) -> bool {
-        (self.start, self.end, self.read, self.write, self.exec, self.shared, self.offset, self.inode, &self.path)
-            == (o.start, o.end, o.read, o.write, o.exec, o.shared, o.offset, o.inode, &o.path)
+        (
+            self.start,
+            self.end,
+            self.read,
+            self.write,
+            self.exec,
+            self.shared,
+            self.offset,
+            self.inode,
+            &self.path,
+        ) == (
+            o.start, o.end, o.read, o.write, o.exec, o.shared, o.offset, o.inode, &o.path,
+        )
     }
 }
 
@@ -258,7 +269,10 @@ pub fn parse_fdinfo(text: &str) -> Option<FdInfo> {
             flags = u32::from_str_radix(v.trim(), 8).ok();
         }
     }
-    Some(FdInfo { pos: pos?, flags: flags? })
+    Some(FdInfo {
+        pos: pos?,
+        flags: flags?,
+    })
 }
 
 pub fn read_fdinfo(pid: Pid, fd: i32) -> Result<FdInfo> {
@@ -269,9 +283,7 @@ pub fn read_fdinfo(pid: Pid, fd: i32) -> Result<FdInfo> {
 /// The open fd numbers of a process, sorted.
 pub fn list_fds(pid: Pid) -> Result<Vec<i32>> {
     let dir = fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| perr(pid, "fd", e.to_string()))?;
-    let mut fds: Vec<i32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let mut fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     fds.sort_unstable();
     Ok(fds)
 }
@@ -321,12 +333,20 @@ VmFlags: rd wr mr mw me gd ac
 
     #[test]
     fn parses_status_and_fdinfo() {
-        let st = parse_status("Umask:\t0027\nUid:\t1\t2\t3\t4\nGid:\t5\t6\t7\t8\nGroups:\t10 11 \nThreads:\t1\nTracerPid:\t0\n")
-            .unwrap();
+        let st = parse_status(
+            "Umask:\t0027\nUid:\t1\t2\t3\t4\nGid:\t5\t6\t7\t8\nGroups:\t10 11 \nThreads:\t1\nTracerPid:\t0\n",
+        )
+        .unwrap();
         assert_eq!(st.umask, 0o27);
         assert_eq!(st.uid, [1, 2, 3, 4]);
         assert_eq!(st.groups, vec![10, 11]);
         let fi = parse_fdinfo("pos:\t1234\nflags:\t02100001\nmnt_id:\t20\n").unwrap();
-        assert_eq!(fi, FdInfo { pos: 1234, flags: 0o2100001 });
+        assert_eq!(
+            fi,
+            FdInfo {
+                pos: 1234,
+                flags: 0o2100001
+            }
+        );
     }
 }

@@ -58,28 +58,22 @@ impl Tracee {
             let _ = sys::ptrace_detach(pid, 0);
             return Err(remote_err(pid, "PTRACE_INTERRUPT", e));
         }
-        let mut owed = None;
-        loop {
-            match sys::waitpid(pid, 0) {
-                Ok(Some(WaitStatus::Stopped { event, .. })) if event == libc::PTRACE_EVENT_STOP => break,
-                Ok(Some(WaitStatus::Stopped { sig, .. })) => {
-                    // A signal-delivery stop came first: keep the signal to hand back, and stay
-                    // in this stop (it is as good as any for our requests).
-                    owed = Some(sig);
-                    break;
-                }
-                Ok(_) => {
-                    return Err(Error::Target {
-                        pid,
-                        reason: "exited while being stopped".into(),
-                    });
-                }
-                Err(e) => {
-                    let _ = sys::ptrace_detach(pid, 0);
-                    return Err(remote_err(pid, "waitpid", e));
-                }
+        // A signal-delivery stop may come first: keep the signal to hand back, and stay in
+        // that stop (it is as good as any for our requests).
+        let owed = match sys::waitpid(pid, 0) {
+            Ok(Some(WaitStatus::Stopped { event, .. })) if event == libc::PTRACE_EVENT_STOP => None,
+            Ok(Some(WaitStatus::Stopped { sig, .. })) => Some(sig),
+            Ok(_) => {
+                return Err(Error::Target {
+                    pid,
+                    reason: "exited while being stopped".into(),
+                });
             }
-        }
+            Err(e) => {
+                let _ = sys::ptrace_detach(pid, 0);
+                return Err(remote_err(pid, "waitpid", e));
+            }
+        };
         t.template = sys::ptrace_getregs(pid).map_err(|e| remote_err(pid, "PTRACE_GETREGS", e))?;
         Ok((t, owed))
     }
@@ -123,7 +117,10 @@ impl Tracee {
                 f.read_at(&mut buf, start)
             })
             .map_err(|e| remote_err(self.pid, "reading code to find a syscall instruction", e))?;
-        Ok(buf[..n].windows(2).position(|w| w == SYSCALL_INSN).map(|off| start + off as u64))
+        Ok(buf[..n]
+            .windows(2)
+            .position(|w| w == SYSCALL_INSN)
+            .map(|off| start + off as u64))
     }
 
     /// Runs syscall `nr` with `args` inside the task; returns its raw result (negative errno on
@@ -198,7 +195,11 @@ impl Tracee {
         let n = sys::process_vm_write(self.pid, data, &[(addr, data.len())])
             .map_err(|e| remote_err(self.pid, "writing scratch memory", e))?;
         if n != data.len() {
-            return Err(remote_err(self.pid, "writing scratch memory", io::Error::other("short write")));
+            return Err(remote_err(
+                self.pid,
+                "writing scratch memory",
+                io::Error::other("short write"),
+            ));
         }
         Ok(())
     }
@@ -208,7 +209,11 @@ impl Tracee {
         let n = sys::process_vm_read(self.pid, &mut buf, &[(addr, len)])
             .map_err(|e| remote_err(self.pid, "reading scratch memory", e))?;
         if n != len {
-            return Err(remote_err(self.pid, "reading scratch memory", io::Error::other("short read")));
+            return Err(remote_err(
+                self.pid,
+                "reading scratch memory",
+                io::Error::other("short read"),
+            ));
         }
         Ok(buf)
     }

@@ -24,6 +24,7 @@ use tracing::{debug, info};
 use crate::cpu::{self, Resume};
 use crate::dump::{is_special, locate_syscall, pick_gap};
 use crate::error::{Context, Error, Result};
+use crate::failpoint;
 use crate::files;
 use crate::image::{self, FdKind, FileKind, Image, PAGE_SIZE, PAGES_HEADER_LEN, ProcessImage, Vma, VmaKind, vmflags};
 use crate::memory::{self, MapFds};
@@ -108,12 +109,18 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
     }
     match sys::waitpid(pid, 0).ctx(|| "waiting for the new process to stop")? {
         Some(WaitStatus::Stopped { sig, .. }) if sig == libc::SIGSTOP => {}
-        other => return Err(Error::Restore(format!("the new process did not stop as expected: {other:?}"))),
+        other => {
+            return Err(Error::Restore(format!(
+                "the new process did not stop as expected: {other:?}"
+            )));
+        }
     }
 
     // 3 and 4.
     let mut t = Tracee::from_stopped_child(pid)?;
+    failpoint::hit("restore:stopped")?;
     build(&mut t, p, &plan, pages)?;
+    failpoint::hit("restore:built")?;
     t.detach(0)?;
     std::mem::forget(guard);
     info!(pid, "restored");
@@ -138,10 +145,14 @@ fn precheck(img: &Image, p: &ProcessImage, opts: &RestoreOptions) -> Result<()> 
     }
     let inv = &img.inventory;
     if inv.shell_job && !opts.shell_job && p.fds.fds.iter().any(|f| matches!(f.kind, FdKind::Tty { .. })) {
-        return Err(Error::Restore("the image holds terminal fds: restore with --shell-job".into()));
+        return Err(Error::Restore(
+            "the image holds terminal fds: restore with --shell-job".into(),
+        ));
     }
     if opts.shell_job && find_tty().is_none() && p.fds.fds.iter().any(|f| matches!(f.kind, FdKind::Tty { .. })) {
-        return Err(Error::Restore("--shell-job: stasis has no terminal on fds 0-2 to give".into()));
+        return Err(Error::Restore(
+            "--shell-job: stasis has no terminal on fds 0-2 to give".into(),
+        ));
     }
     files::precheck(&p.fds, &inv.files)?;
     // Mapped files must be the very files that were mapped.
@@ -154,7 +165,10 @@ fn precheck(img: &Image, p: &ProcessImage, opts: &RestoreOptions) -> Result<()> 
         let meta = fs::metadata(&rec.path).map_err(|e| Error::Restore(format!("{}: {e}", rec.path)))?;
         let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         if !meta.is_file() || meta.size() != rec.size || mtime != rec.mtime_ns {
-            return Err(Error::Restore(format!("{} changed since the dump (size or modification time)", rec.path)));
+            return Err(Error::Restore(format!(
+                "{} changed since the dump (size or modification time)",
+                rec.path
+            )));
         }
     }
     // The vdso and vvar are moved, not recreated: this kernel's must be the same shape.
@@ -166,7 +180,9 @@ fn precheck(img: &Image, p: &ProcessImage, opts: &RestoreOptions) -> Result<()> 
     for v in p.mm.vmas.iter().filter(|v| is_special(&v.kind)) {
         let name = special_name(v);
         if ours.get(&name) != Some(&(v.end - v.start)) {
-            return Err(Error::Restore(format!("this kernel's {name} differs from the image's (dumped on another kernel?)")));
+            return Err(Error::Restore(format!(
+                "this kernel's {name} differs from the image's (dumped on another kernel?)"
+            )));
         }
     }
     Ok(())
@@ -226,7 +242,11 @@ fn child_main(
     let r = child_setup(img, p, plan, pages, tty, ready, go);
     if let Err(e) = r {
         // The pipe is at its service number once setup got that far, else where it was.
-        let fd = if sys::write_raw(plan.service, b"").is_ok() { plan.service } else { ready };
+        let fd = if sys::write_raw(plan.service, b"").is_ok() {
+            plan.service
+        } else {
+            ready
+        };
         let _ = sys::write_raw(fd, e.to_string().as_bytes());
         sys::exit_now(1);
     }
@@ -256,7 +276,10 @@ fn child_setup(
     let high = svc + 16;
     let ready_hi = sys::dup_above(ready, high).ctx(|| "moving a pipe")?;
     let go_hi = sys::dup_above(go, high).ctx(|| "moving a pipe")?;
-    let tty_hi = tty.map(|t| sys::dup_above(t, high)).transpose().ctx(|| "keeping the terminal")?;
+    let tty_hi = tty
+        .map(|t| sys::dup_above(t, high))
+        .transpose()
+        .ctx(|| "keeping the terminal")?;
     sys::dup_to(ready_hi, svc, true).ctx(|| "moving a pipe")?;
     sys::dup_to(go_hi, svc + 1, true).ctx(|| "moving a pipe")?;
     let tty = match tty_hi {
@@ -274,7 +297,9 @@ fn child_setup(
     let writable: Vec<bool> = (0..img.inventory.files.len())
         .map(|i| {
             p.mm.vmas.iter().any(|v| {
-                v.shared && v.flags & vmflags::MAYWRITE != 0 && matches!(v.kind, VmaKind::File { file, .. } if file as usize == i)
+                v.shared
+                    && v.flags & vmflags::MAYWRITE != 0
+                    && matches!(v.kind, VmaKind::File { file, .. } if file as usize == i)
             })
         })
         .collect();
@@ -302,7 +327,9 @@ fn child_setup(
 fn build(t: &mut Tracee, p: &ProcessImage, plan: &FdPlan, pages: &[u8]) -> Result<()> {
     let pid = t.pid;
     let own = procfs::read_maps(pid)?;
-    locate_syscall(t, &own)?;
+    // The syscall instruction must be in the vdso: everything else of the restorer goes.
+    let vdso: Vec<procfs::MapEntry> = own.iter().filter(|m| m.path == "[vdso]").cloned().collect();
+    locate_syscall(t, &vdso)?;
     sys::ptrace_set_sigmask(pid, !0).ctx(|| "blocking signals")?;
     task::unregister_inherited_rseq(t)?;
 
@@ -310,14 +337,21 @@ fn build(t: &mut Tracee, p: &ProcessImage, plan: &FdPlan, pages: &[u8]) -> Resul
     let target: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
     let current: Vec<(u64, u64)> = own.iter().map(|m| (m.start, m.end)).collect();
     let ps = PAGE_SIZE;
-    let scratch = pick_gap(&[target.clone(), current.clone()], ps).ok_or_else(|| Error::Restore("no room for a scratch page".into()))?;
+    let scratch = pick_gap(&[target.clone(), current.clone()], ps)
+        .ok_or_else(|| Error::Restore("no room for a scratch page".into()))?;
     let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let anon = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
     t.syscall("mmap(scratch)", libc::SYS_mmap, &[scratch, ps, prot, anon, u64::MAX, 0])?;
 
     // Drop the restorer's image: everything but the kernel's special mappings.
-    let specials: Vec<&procfs::MapEntry> = own.iter().filter(|m| m.path == "[vdso]" || m.path.starts_with("[vvar")).collect();
-    for m in own.iter().filter(|m| m.path != "[vsyscall]" && !specials.iter().any(|s| s.start == m.start)) {
+    let specials: Vec<&procfs::MapEntry> = own
+        .iter()
+        .filter(|m| m.path == "[vdso]" || m.path.starts_with("[vvar"))
+        .collect();
+    for m in own
+        .iter()
+        .filter(|m| m.path != "[vsyscall]" && !specials.iter().any(|s| s.start == m.start))
+    {
         t.syscall("munmap", libc::SYS_munmap, &[m.start, m.len()])?;
     }
     // Move vdso and vvar to their old addresses, through a parking area so that old and new

@@ -47,8 +47,11 @@ pub fn dump(t: &mut Tracee, scratch: u64) -> Result<(Vec<SigAction>, AltStack)> 
     Ok((actions, alt))
 }
 
+/// Raw 128-byte siginfo records, in queue order.
+pub type Siginfos = Vec<Vec<u8>>;
+
 /// Pending signals, private to the thread and shared by the process, without dequeuing them.
-pub fn dump_pending(pid: Pid) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+pub fn dump_pending(pid: Pid) -> Result<(Siginfos, Siginfos)> {
     let peek = |shared| {
         sys::ptrace_peek_siginfo(pid, shared)
             .map(|v| v.into_iter().map(|s| s.to_vec()).collect())
@@ -77,11 +80,19 @@ pub fn restore_actions(t: &mut Tracee, scratch: u64, actions: &[SigAction], alt:
             b.extend_from_slice(&w.to_ne_bytes());
         }
         t.write_mem(scratch, &b)?;
-        t.syscall(&format!("rt_sigaction({sig})"), libc::SYS_rt_sigaction, &[sig as u64, scratch, 0, 8])?;
+        t.syscall(
+            &format!("rt_sigaction({sig})"),
+            libc::SYS_rt_sigaction,
+            &[sig as u64, scratch, 0, 8],
+        )?;
     }
     // "Currently on the alternate stack" is a state, not a setting.
     let flags = alt.flags & !SS_ONSTACK;
-    let (sp, size) = if flags & SS_DISABLE != 0 { (0, 0) } else { (alt.sp, alt.size) };
+    let (sp, size) = if flags & SS_DISABLE != 0 {
+        (0, 0)
+    } else {
+        (alt.sp, alt.size)
+    };
     let mut b = Vec::with_capacity(STACK_T_LEN);
     for w in [sp, flags as u64, size] {
         b.extend_from_slice(&w.to_ne_bytes());
@@ -94,14 +105,22 @@ pub fn restore_actions(t: &mut Tracee, scratch: u64, actions: &[SigAction], alt:
 /// Queues the pending signals again, in their order, with their siginfo. The task blocks
 /// every signal while stasis works in it, so they stay pending until it runs.
 pub fn restore_pending(t: &mut Tracee, scratch: u64, tid: Pid, private: &[Vec<u8>], shared: &[Vec<u8>]) -> Result<()> {
-    for (info, is_shared) in shared.iter().map(|i| (i, true)).chain(private.iter().map(|i| (i, false))) {
+    for (info, is_shared) in shared
+        .iter()
+        .map(|i| (i, true))
+        .chain(private.iter().map(|i| (i, false)))
+    {
         let signo = i32::from_ne_bytes(info[..4].try_into().expect("validated siginfo"));
         if signo as u32 == SIGKILL || signo as u32 == SIGSTOP {
             continue;
         }
         t.write_mem(scratch, info)?;
         if is_shared {
-            t.syscall("rt_sigqueueinfo", libc::SYS_rt_sigqueueinfo, &[t.pid as u64, signo as u64, scratch])?;
+            t.syscall(
+                "rt_sigqueueinfo",
+                libc::SYS_rt_sigqueueinfo,
+                &[t.pid as u64, signo as u64, scratch],
+            )?;
         } else {
             t.syscall(
                 "rt_tgsigqueueinfo",

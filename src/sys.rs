@@ -178,7 +178,10 @@ pub enum WaitStatus {
     Exited(i32),
     Signaled(i32),
     /// Stopped: the signal and the ptrace event (status >> 16).
-    Stopped { sig: i32, event: i32 },
+    Stopped {
+        sig: i32,
+        event: i32,
+    },
 }
 
 /// Waits for one specific task (never -1: tests run many of these in parallel).
@@ -542,7 +545,10 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
 }
 
 pub fn getrlimit(pid: Pid, resource: u32) -> io::Result<(u64, u64)> {
-    let mut old = libc::rlimit64 { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: old is a valid out-pointer; new is null (read only).
     check_int(unsafe { libc::prlimit64(pid, resource as _, std::ptr::null(), &mut old) })?;
     Ok((old.rlim_cur, old.rlim_max))
@@ -552,7 +558,14 @@ pub fn get_robust_list(pid: Pid) -> io::Result<(u64, u64)> {
     let mut head: u64 = 0;
     let mut len: usize = 0;
     // SAFETY: out-pointers to locals.
-    let r = unsafe { libc::syscall(libc::SYS_get_robust_list, pid, &mut head as *mut u64, &mut len as *mut usize) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_robust_list,
+            pid,
+            &mut head as *mut u64,
+            &mut len as *mut usize,
+        )
+    };
     check(r)?;
     Ok((head, len as u64))
 }
@@ -572,7 +585,11 @@ impl Mapped {
                 len: 0,
             });
         }
-        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
         let flags = libc::MAP_SHARED | if populate { libc::MAP_POPULATE } else { 0 };
         // SAFETY: a fresh mapping of a file we hold open, at a kernel-chosen address.
         let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), 0) };
@@ -677,4 +694,17 @@ pub fn sigterm_flag() -> &'static std::sync::atomic::AtomicBool {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe { libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t) };
     &SIGTERM_SEEN
+}
+
+/// Makes `cmd` close every inherited fd above 2 in the child before exec (a dumped process
+/// must not hold fds it did not open, like a test harness's pipes).
+pub fn close_inherited_fds(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only makes one async-signal-safe syscall between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
 }

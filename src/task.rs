@@ -67,9 +67,17 @@ pub struct Injected {
 }
 
 pub fn dump_injected(t: &mut Tracee, scratch: u64) -> Result<Injected> {
-    t.syscall("prctl(PR_GET_PDEATHSIG)", libc::SYS_prctl, &[libc::PR_GET_PDEATHSIG as u64, scratch])?;
+    t.syscall(
+        "prctl(PR_GET_PDEATHSIG)",
+        libc::SYS_prctl,
+        &[libc::PR_GET_PDEATHSIG as u64, scratch],
+    )?;
     let pdeathsig = i32::from_ne_bytes(t.read_mem(scratch, 4)?.try_into().expect("4 bytes"));
-    t.syscall("prctl(PR_GET_TID_ADDRESS)", libc::SYS_prctl, &[libc::PR_GET_TID_ADDRESS as u64, scratch])?;
+    t.syscall(
+        "prctl(PR_GET_TID_ADDRESS)",
+        libc::SYS_prctl,
+        &[libc::PR_GET_TID_ADDRESS as u64, scratch],
+    )?;
     let clear_child_tid = u64::from_ne_bytes(t.read_mem(scratch, 8)?.try_into().expect("8 bytes"));
     let brk = t.syscall("brk(0)", libc::SYS_brk, &[0])?;
     Ok(Injected {
@@ -149,7 +157,12 @@ pub fn unregister_inherited_rseq(t: &mut Tracee) -> Result<()> {
         t.syscall(
             "rseq(unregister)",
             SYS_RSEQ,
-            &[conf.rseq_abi_pointer, conf.rseq_abi_size as u64, RSEQ_FLAG_UNREGISTER, conf.signature as u64],
+            &[
+                conf.rseq_abi_pointer,
+                conf.rseq_abi_size as u64,
+                RSEQ_FLAG_UNREGISTER,
+                conf.signature as u64,
+            ],
         )?;
     }
     Ok(())
@@ -184,7 +197,13 @@ pub fn restore_mm(t: &mut Tracee, scratch: u64, mm: &MmMeta, exe_fd: i32) -> Res
     t.syscall(
         "prctl(PR_SET_MM, PR_SET_MM_MAP)",
         libc::SYS_prctl,
-        &[libc::PR_SET_MM as u64, libc::PR_SET_MM_MAP as u64, scratch, b.len() as u64, 0],
+        &[
+            libc::PR_SET_MM as u64,
+            libc::PR_SET_MM_MAP as u64,
+            scratch,
+            b.len() as u64,
+            0,
+        ],
     )?;
     Ok(())
 }
@@ -193,7 +212,11 @@ pub fn restore_mm(t: &mut Tracee, scratch: u64, mm: &MmMeta, exe_fd: i32) -> Res
 pub fn restore_thread_links(t: &mut Tracee, th: &ThreadCore) -> Result<()> {
     t.syscall("set_tid_address", libc::SYS_set_tid_address, &[th.clear_child_tid])?;
     if th.robust_list.0 != 0 {
-        t.syscall("set_robust_list", libc::SYS_set_robust_list, &[th.robust_list.0, th.robust_list.1])?;
+        t.syscall(
+            "set_robust_list",
+            libc::SYS_set_robust_list,
+            &[th.robust_list.0, th.robust_list.1],
+        )?;
     }
     if let Some(r) = th.rseq {
         t.syscall("rseq", SYS_RSEQ, &[r.ptr, r.size as u64, 0, r.signature as u64])?;
@@ -215,18 +238,34 @@ pub fn restore_process(
         let mut b = r.cur.to_ne_bytes().to_vec();
         b.extend_from_slice(&r.max.to_ne_bytes());
         t.write_mem(scratch, &b)?;
-        t.syscall(&format!("prlimit64({})", r.resource), libc::SYS_prlimit64, &[0, r.resource as u64, scratch, 0])?;
+        t.syscall(
+            &format!("prlimit64({})", r.resource),
+            libc::SYS_prlimit64,
+            &[0, r.resource as u64, scratch, 0],
+        )?;
     }
-    t.syscall("prctl(PR_SET_PDEATHSIG)", libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, pdeathsig as u64])?;
+    t.syscall(
+        "prctl(PR_SET_PDEATHSIG)",
+        libc::SYS_prctl,
+        &[libc::PR_SET_PDEATHSIG as u64, pdeathsig as u64],
+    )?;
     if creds.uid.iter().chain(&creds.gid).any(|&id| id != 0) || !creds.groups.is_empty() {
         let groups: Vec<u8> = creds.groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
         t.write_mem(scratch, &groups)?;
         t.syscall("setgroups", libc::SYS_setgroups, &[creds.groups.len() as u64, scratch])?;
         let g = creds.gid;
-        t.syscall("setresgid", libc::SYS_setresgid, &[g[0] as u64, g[1] as u64, g[2] as u64])?;
+        t.syscall(
+            "setresgid",
+            libc::SYS_setresgid,
+            &[g[0] as u64, g[1] as u64, g[2] as u64],
+        )?;
         t.syscall("setfsgid", libc::SYS_setfsgid, &[g[3] as u64])?;
         let u = creds.uid;
-        t.syscall("setresuid", libc::SYS_setresuid, &[u[0] as u64, u[1] as u64, u[2] as u64])?;
+        t.syscall(
+            "setresuid",
+            libc::SYS_setresuid,
+            &[u[0] as u64, u[1] as u64, u[2] as u64],
+        )?;
         t.syscall("setfsuid", libc::SYS_setfsuid, &[u[3] as u64])?;
     }
     Ok(())

@@ -89,7 +89,10 @@ fn header(kind: RecordKind, len: u64, checksum: u64) -> [u8; HEADER_LEN] {
 /// Checks a header; returns (payload length, checksum).
 fn parse_header(file: &str, kind: RecordKind, bytes: &[u8]) -> Result<(u64, u64), ImageError> {
     if bytes.len() < HEADER_LEN {
-        return Err(corrupt(file, format!("truncated header ({} of {HEADER_LEN} bytes)", bytes.len())));
+        return Err(corrupt(
+            file,
+            format!("truncated header ({} of {HEADER_LEN} bytes)", bytes.len()),
+        ));
     }
     if &bytes[..8] != MAGIC {
         return Err(corrupt(file, "not a stasis image file (bad magic)"));
@@ -105,7 +108,10 @@ fn parse_header(file: &str, kind: RecordKind, bytes: &[u8]) -> Result<(u64, u64)
     }
     let k = word(12..16);
     if k != kind as u32 {
-        return Err(corrupt(file, format!("holds record kind {k}, expected {}", kind as u32)));
+        return Err(corrupt(
+            file,
+            format!("holds record kind {k}, expected {}", kind as u32),
+        ));
     }
     Ok((dword(16..24), dword(24..32)))
 }
@@ -130,7 +136,10 @@ pub fn decode<T: DeserializeOwned>(kind: RecordKind, file: &str, bytes: &[u8]) -
     if payload.len() as u64 != len {
         return Err(corrupt(
             file,
-            format!("payload is {} bytes, header says {len} (truncated or padded)", payload.len()),
+            format!(
+                "payload is {} bytes, header says {len} (truncated or padded)",
+                payload.len()
+            ),
         ));
     }
     if checksum(payload) != sum {
@@ -188,12 +197,18 @@ pub fn pages_header(count: u64, sum: u64) -> Vec<u8> {
 /// `data` is the whole file.
 pub fn verify_pages(data: &[u8], info: &PagesInfo) -> Result<(), ImageError> {
     let (len, sum) = parse_header(PAGES, RecordKind::Pages, data)?;
-    let expect = info.count.checked_mul(PAGE_SIZE).ok_or_else(|| corrupt(INVENTORY, "page count overflows"))?;
+    let expect = info
+        .count
+        .checked_mul(PAGE_SIZE)
+        .ok_or_else(|| corrupt(INVENTORY, "page count overflows"))?;
     if len != expect || sum != info.checksum {
         return Err(corrupt(PAGES, "header does not match the inventory"));
     }
     if (data.len() as u64) < PAGES_HEADER_LEN || data.len() as u64 - PAGES_HEADER_LEN != len {
-        return Err(corrupt(PAGES, format!("is {} bytes, expected {}", data.len(), PAGES_HEADER_LEN + len)));
+        return Err(corrupt(
+            PAGES,
+            format!("is {} bytes, expected {}", data.len(), PAGES_HEADER_LEN + len),
+        ));
     }
     if data[HEADER_LEN..PAGES_HEADER_LEN as usize].iter().any(|&b| b != 0) {
         return Err(corrupt(PAGES, "header padding is not zero"));
@@ -232,7 +247,10 @@ impl Image {
         }
         let inventory: Inventory = read_meta(dir, INVENTORY, RecordKind::Inventory)?;
         if inventory.processes.len() > validate::MAX_PROCESSES {
-            return Err(ImageError::Invalid(format!("{} processes is too many", inventory.processes.len())));
+            return Err(ImageError::Invalid(format!(
+                "{} processes is too many",
+                inventory.processes.len()
+            )));
         }
         let mut processes = Vec::new();
         for p in &inventory.processes {

@@ -256,12 +256,20 @@ pub enum VmaKind {
     /// Private anonymous memory the kernel names [stack].
     Stack,
     /// A file mapping; private ones carry their COW'd pages, shared ones none.
-    File { file: u32, pgoff: u64 },
+    File {
+        file: u32,
+        pgoff: u64,
+    },
     /// A mapping of a shared memory object of the inventory.
-    Shmem { object: u32, pgoff: u64 },
+    Shmem {
+        object: u32,
+        pgoff: u64,
+    },
     Vdso,
     /// [vvar], [vvar_vclock]: data pages of the vdso, moved with it.
-    Vvar { name: String },
+    Vvar {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

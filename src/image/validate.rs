@@ -28,16 +28,28 @@ fn bad(msg: impl Into<String>) -> ImageError {
 pub fn validate(img: &Image) -> Result<(), ImageError> {
     let inv = &img.inventory;
     if inv.page_size != PAGE_SIZE {
-        return Err(bad(format!("page size {} (this machine uses {PAGE_SIZE})", inv.page_size)));
+        return Err(bad(format!(
+            "page size {} (this machine uses {PAGE_SIZE})",
+            inv.page_size
+        )));
     }
     if inv.arch != std::env::consts::ARCH {
-        return Err(bad(format!("image is for {}, this is {}", inv.arch, std::env::consts::ARCH)));
+        return Err(bad(format!(
+            "image is for {}, this is {}",
+            inv.arch,
+            std::env::consts::ARCH
+        )));
     }
     if inv.parent.is_some() {
-        return Err(bad("incremental images (with a parent) are not supported by this version"));
+        return Err(bad(
+            "incremental images (with a parent) are not supported by this version",
+        ));
     }
     if inv.processes.is_empty() || inv.processes.len() > MAX_PROCESSES {
-        return Err(bad(format!("{} processes (this version restores exactly one)", inv.processes.len())));
+        return Err(bad(format!(
+            "{} processes (this version restores exactly one)",
+            inv.processes.len()
+        )));
     }
     if img.processes.len() != inv.processes.len() {
         return Err(bad("process records do not match the inventory"));
@@ -57,18 +69,29 @@ pub fn validate(img: &Image) -> Result<(), ImageError> {
     }
     for (i, o) in inv.shmem.iter().enumerate() {
         if o.size == 0 || o.size % PAGE_SIZE != 0 || o.size > MAX_USER_ADDR {
-            return Err(bad(format!("shared object {i}: size {} is not a positive page multiple", o.size)));
+            return Err(bad(format!(
+                "shared object {i}: size {} is not a positive page multiple",
+                o.size
+            )));
         }
-        if let ShmemKind::Memfd { name } = &o.kind {
-            if name.len() > 249 || name.contains('\0') || name.contains('/') {
-                return Err(bad(format!("shared object {i}: bad memfd name")));
-            }
+        if let ShmemKind::Memfd { name } = &o.kind
+            && (name.len() > 249 || name.contains('\0') || name.contains('/'))
+        {
+            return Err(bad(format!("shared object {i}: bad memfd name")));
         }
-        check_runs(&o.pages, o.size / PAGE_SIZE, inv.pages.count, &format!("shared object {i}"))?;
+        check_runs(
+            &o.pages,
+            o.size / PAGE_SIZE,
+            inv.pages.count,
+            &format!("shared object {i}"),
+        )?;
     }
     for (entry, p) in inv.processes.iter().zip(&img.processes) {
         if p.core.pid != entry.pid {
-            return Err(bad(format!("core record of pid {} is for pid {}", entry.pid, p.core.pid)));
+            return Err(bad(format!(
+                "core record of pid {} is for pid {}",
+                entry.pid, p.core.pid
+            )));
         }
         check_core(&p.core, inv)?;
         check_mm(&p.mm, inv)?;
@@ -86,16 +109,20 @@ fn check_pid(pid: i32, what: &str) -> Result<(), ImageError> {
 
 fn check_path(p: &str) -> Result<(), ImageError> {
     if !p.starts_with('/') || p.contains('\0') || p.len() > 4096 {
-        return Err(bad(format!("bad path {p:?}: must be absolute, without NUL, at most 4096 bytes")));
+        return Err(bad(format!(
+            "bad path {p:?}: must be absolute, without NUL, at most 4096 bytes"
+        )));
     }
     Ok(())
 }
 
 fn file_ref(inv: &Inventory, idx: u32, what: &str) -> Result<FileKind, ImageError> {
-    inv.files
-        .get(idx as usize)
-        .map(|f| f.kind)
-        .ok_or_else(|| bad(format!("{what}: file index {idx} out of range ({} files)", inv.files.len())))
+    inv.files.get(idx as usize).map(|f| f.kind).ok_or_else(|| {
+        bad(format!(
+            "{what}: file index {idx} out of range ({} files)",
+            inv.files.len()
+        ))
+    })
 }
 
 fn check_core(c: &Core, inv: &Inventory) -> Result<(), ImageError> {
@@ -125,8 +152,14 @@ fn check_core(c: &Core, inv: &Inventory) -> Result<(), ImageError> {
     }
     check_siginfos(&c.shared_pending, &who)?;
     let mm = &c.mm;
-    if mm.auxv.len() % 2 != 0 || mm.auxv.len() > MAX_AUXV_WORDS || mm.auxv.len() < 2 || mm.auxv[mm.auxv.len() - 2] != 0 {
-        return Err(bad(format!("{who}: auxv must be pairs ending with AT_NULL, at most {MAX_AUXV_WORDS} words")));
+    if !mm.auxv.len().is_multiple_of(2)
+        || mm.auxv.len() > MAX_AUXV_WORDS
+        || mm.auxv.len() < 2
+        || mm.auxv[mm.auxv.len() - 2] != 0
+    {
+        return Err(bad(format!(
+            "{who}: auxv must be pairs ending with AT_NULL, at most {MAX_AUXV_WORDS} words"
+        )));
     }
     for (name, v) in [
         ("start_code", mm.start_code),
@@ -155,7 +188,10 @@ fn check_core(c: &Core, inv: &Inventory) -> Result<(), ImageError> {
         return Err(bad(format!("{who}: exe is not a regular file")));
     }
     if c.threads.is_empty() || c.threads.len() > MAX_THREADS {
-        return Err(bad(format!("{who}: {} threads (this version restores one)", c.threads.len())));
+        return Err(bad(format!(
+            "{who}: {} threads (this version restores one)",
+            c.threads.len()
+        )));
     }
     if c.threads[0].tid != c.pid {
         return Err(bad(format!("{who}: main thread has tid {}", c.threads[0].tid)));
@@ -163,17 +199,25 @@ fn check_core(c: &Core, inv: &Inventory) -> Result<(), ImageError> {
     for t in &c.threads {
         check_pid(t.tid, "tid")?;
         if t.regs.len() != USER_REGS_WORDS {
-            return Err(bad(format!("{who}: thread {}: {} register words, expected {USER_REGS_WORDS}", t.tid, t.regs.len())));
+            return Err(bad(format!(
+                "{who}: thread {}: {} register words, expected {USER_REGS_WORDS}",
+                t.tid,
+                t.regs.len()
+            )));
         }
         // 512 legacy area + 64 header at least.
         if t.xstate.len() < 576 || t.xstate.len() > MAX_XSTATE {
-            return Err(bad(format!("{who}: thread {}: xstate of {} bytes", t.tid, t.xstate.len())));
+            return Err(bad(format!(
+                "{who}: thread {}: xstate of {} bytes",
+                t.tid,
+                t.xstate.len()
+            )));
         }
         check_siginfos(&t.pending, &who)?;
-        if let Some(r) = t.rseq {
-            if r.ptr >= MAX_USER_ADDR || r.size < 32 || r.size > 4096 {
-                return Err(bad(format!("{who}: thread {}: bad rseq area", t.tid)));
-            }
+        if let Some(r) = t.rseq
+            && (r.ptr >= MAX_USER_ADDR || r.size < 32 || r.size > 4096)
+        {
+            return Err(bad(format!("{who}: thread {}: bad rseq area", t.tid)));
         }
     }
     Ok(())
@@ -210,10 +254,13 @@ fn check_runs(runs: &[PageRun], npages: u64, stored: u64, what: &str) -> Result<
                 )));
             }
         }
-        if let PageSource::Data { at } = r.source {
-            if at.checked_add(r.count).is_none_or(|e| e > stored) {
-                return Err(bad(format!("{what}: page run at {at}+{} lies outside pages.img ({stored} pages)", r.count)));
-            }
+        if let PageSource::Data { at } = r.source
+            && at.checked_add(r.count).is_none_or(|e| e > stored)
+        {
+            return Err(bad(format!(
+                "{what}: page run at {at}+{} lies outside pages.img ({stored} pages)",
+                r.count
+            )));
         }
     }
     Ok(())
@@ -248,7 +295,9 @@ fn check_mm(mm: &Mm, inv: &Inventory) -> Result<(), ImageError> {
                 if file_ref(inv, *file, &what)? != FileKind::Regular {
                     return Err(bad(format!("{what}: maps a file that is not a regular file")));
                 }
-                if pgoff.checked_add(v.npages()).is_none() {
+                // The restorer maps at byte offset pgoff * PAGE_SIZE, an off_t: it must fit.
+                let end = pgoff.checked_add(v.npages()).and_then(|e| e.checked_mul(PAGE_SIZE));
+                if end.is_none_or(|e| e > i64::MAX as u64) {
                     return Err(bad(format!("{what}: file offset overflows")));
                 }
                 !v.shared
@@ -300,7 +349,10 @@ fn check_fds(fds: &Fds, inv: &Inventory) -> Result<(), ImageError> {
             }
             FdKind::Tty { .. } => {
                 if !inv.shell_job {
-                    return Err(bad(format!("fd {} is a terminal but the image is not a shell job", f.fd)));
+                    return Err(bad(format!(
+                        "fd {} is a terminal but the image is not a shell job",
+                        f.fd
+                    )));
                 }
             }
         }

@@ -1,0 +1,437 @@
+//! End-to-end tests (need root: they trace, dump and restore real processes). Each starts a
+//! workload, dumps it, kills it, restores it, compares layout, memory and size, then lets
+//! the workload check itself byte by byte.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// What an end-to-end test compares between the original and the restored process.
+#[derive(Clone, Copy, PartialEq)]
+enum Compare {
+    /// Layout, size, and every populated page: for workloads idle in a syscall that writes
+    /// nothing to user memory when interrupted.
+    Everything,
+    /// Layout and size only: the workload runs on (it checks its memory itself), or the
+    /// kernel writes to it when the dump interrupts its syscall (nanosleep's remaining time).
+    LayoutAndSize,
+    Nothing,
+}
+
+/// Start, (snapshot), dump, reap, restore, (compare), SIGTERM; returns the verdict.
+fn roundtrip(name: &str, args: &[&str], compare: Compare) -> String {
+    let s = Scratch::new(name);
+    let bin = workload(name);
+    let p = start(&s, &bin, args);
+    std::thread::sleep(Duration::from_millis(150));
+    let pid = p.pid;
+    let snap = (compare != Compare::Nothing).then(|| snapshot(pid));
+    dump(&p, &s, &[]);
+    p.reap();
+    let (r, q) = restore(&s, pid, &bin, &[]);
+    match (compare, snap) {
+        (Compare::Everything, Some(snap)) => assert_same(&snap, q.pid, rseq_area(&s.image())),
+        (Compare::LayoutAndSize, Some(snap)) => assert_same_layout_and_size(&snap, q.pid),
+        _ => {}
+    }
+    finish(&s, r, q)
+}
+
+#[test]
+fn root_memory_layout_and_contents() {
+    assert_eq!(roundtrip("mem", &[], Compare::Everything), "PASS");
+}
+
+#[test]
+fn root_registers_fpu_avx() {
+    assert_eq!(roundtrip("regs", &[], Compare::Nothing), "PASS");
+}
+
+#[test]
+fn root_signal_state() {
+    assert_eq!(roundtrip("signals", &[], Compare::Everything), "PASS");
+}
+
+#[test]
+fn root_files_and_process_state() {
+    assert_eq!(roundtrip("files", &[], Compare::Everything), "PASS");
+}
+
+#[test]
+fn root_interrupted_syscalls_restart() {
+    for mode in ["pause", "sigsuspend", "clock_abs"] {
+        assert_eq!(
+            roundtrip("restart", &[mode], Compare::Everything),
+            "PASS",
+            "mode {mode}"
+        );
+    }
+    for mode in ["nanosleep", "sleep", "poll", "select"] {
+        assert_eq!(
+            roundtrip("restart", &[mode], Compare::LayoutAndSize),
+            "PASS",
+            "mode {mode}"
+        );
+    }
+}
+
+#[test]
+fn root_timed_sleep_keeps_its_length() {
+    let s = Scratch::new("timed");
+    let bin = workload("restart");
+    let p = start(&s, &bin, &["timed"]);
+    let pid = p.pid;
+    std::thread::sleep(Duration::from_millis(500));
+    dump(&p, &s, &[]);
+    p.reap();
+    let (r, q) = restore(&s, pid, &bin, &[]);
+    wait_for_line(&s.out(), "slept", Duration::from_secs(10));
+    assert_eq!(finish(&s, r, q), "PASS");
+}
+
+#[test]
+fn root_python_counts_on() {
+    let s = Scratch::new("python");
+    let script = workloads_src().join("counter.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg(s.work());
+    let p = start_cmd(&s, cmd);
+    let pid = p.pid;
+    wait_for_line(&s.out(), "count 5", Duration::from_secs(10));
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    // It runs on between the snapshot and the dump: compare the layout only.
+    let maps = normalized_maps(pid);
+    dump(&p, &s, &[]);
+    p.reap();
+    let before = read(&s.out()).lines().filter(|l| l.starts_with("count ")).count();
+    let (r, q) = restore(&s, pid, &exe, &[]);
+    assert_eq!(normalized_maps(q.pid), maps);
+    // It must count on from where it was, not start over.
+    wait_for_line(&s.out(), &format!("count {}", before + 3), Duration::from_secs(10));
+    let verdict = finish(&s, r, q);
+    assert!(verdict.starts_with("PASS"), "{verdict}");
+    let counts: Vec<u64> = read(&s.out())
+        .lines()
+        .filter_map(|l| l.strip_prefix("count ")?.parse().ok())
+        .collect();
+    assert_eq!(
+        counts,
+        (1..=counts.len() as u64).collect::<Vec<_>>(),
+        "counts went on by one"
+    );
+}
+
+#[test]
+fn root_leave_running_is_undisturbed() {
+    let s = Scratch::new("leave");
+    let bin = workload("counter");
+    let p = start(&s, &bin, &[]);
+    wait_for_line(&s.out(), "tick 3", Duration::from_secs(10));
+    dump(&p, &s, &["--leave-running"]);
+    assert!(p.alive());
+    let ticks = || read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
+    let at_dump = ticks();
+    wait_for_line(&s.out(), &format!("tick {}", at_dump + 5), Duration::from_secs(10));
+    p.term();
+    let st = p.reap().unwrap();
+    assert!(st.success(), "original after --leave-running: {st}");
+    let out = read(&s.out());
+    assert_eq!(out.lines().last(), Some("PASS"));
+    let n: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert_eq!(n, (1..=n.len() as u64).collect::<Vec<_>>(), "ticks went on one by one");
+    // And the image it left restores too.
+    let (r, q) = restore(&s, q_pid(&n, &s), &bin, &[]);
+    assert_eq!(finish(&s, r, q), "PASS");
+}
+
+fn q_pid(_: &[u64], s: &Scratch) -> i32 {
+    stasis::image::Image::load(&s.image()).unwrap().inventory.root_pid
+}
+
+fn assert_untouched(pid: i32) {
+    let status = read(Path::new(&format!("/proc/{pid}/status")));
+    assert!(status.lines().any(|l| l == "TracerPid:\t0"), "still traced:\n{status}");
+    let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or("");
+    assert!(!state.contains("stopped") && !state.contains("tracing"), "{state}");
+}
+
+#[test]
+fn root_refuses_aio_and_leaves_target_running() {
+    let s = Scratch::new("aio");
+    let bin = workload("refuse_aio");
+    let p = start(&s, &bin, &[]);
+    let before = normalized_maps(p.pid);
+    let pid = p.pid.to_string();
+    let o = stasis(&["dump", "-t", &pid, "-D", s.image().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("asynchronous I/O") && e.contains("[aio]"), "{e}");
+    assert_eq!(e.lines().count(), 1, "one clear line: {e}");
+    assert!(!s.image().join("inventory.img").exists());
+    assert_untouched(p.pid);
+    assert_eq!(normalized_maps(p.pid), before);
+    p.term();
+    assert!(p.reap().unwrap().success());
+    assert_eq!(read(&s.out()).lines().last(), Some("PASS"));
+}
+
+#[test]
+fn root_refuses_pipes_and_threads() {
+    let s = Scratch::new("pipe");
+    let bin = workload("counter");
+    let mut cmd = Command::new(&bin);
+    cmd.arg(s.work()).stdin(Stdio::piped());
+    let p = start_cmd_keep_stdin(&s, cmd);
+    let pid = p.pid.to_string();
+    let o = stasis(&["dump", "-t", &pid, "-D", s.image().to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("fd 0") && e.contains("pipe"), "{e}");
+    assert_untouched(p.pid);
+    p.term();
+    assert!(p.reap().unwrap().success());
+
+    let s = Scratch::new("threads");
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        "import os,threading,time\nthreading.Thread(target=time.sleep,args=(60,),daemon=True).start()\nprint('ready',os.getpid(),flush=True)\ntime.sleep(60)",
+    ]);
+    let p = start_cmd(&s, cmd);
+    let pid = p.pid.to_string();
+    let o = stasis(&["dump", "-t", &pid, "-D", s.image().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("2 threads"), "{}", stderr(&o));
+    assert_untouched(p.pid);
+}
+
+fn start_cmd_keep_stdin(s: &Scratch, cmd: Command) -> Proc {
+    // start_cmd sets stdin to /dev/null; here the pipe is the point.
+    let mut cmd = cmd;
+    cmd.stdout(fs::File::create(s.out()).unwrap())
+        .stderr(fs::File::create(s.err()).unwrap());
+    stasis::sys::close_inherited_fds(&mut cmd);
+    let child = cmd.spawn().unwrap();
+    let p = Proc::from_child(child);
+    wait_for_line(&s.out(), "ready", Duration::from_secs(10));
+    p
+}
+
+/// stasis killed at any point after the task was stopped: the task goes on as before.
+#[test]
+fn root_dump_killed_midway_leaves_target_fine() {
+    for point in ["dump:seized", "dump:pages-copied", "dump:before-write"] {
+        let s = Scratch::new("killed");
+        let bin = workload("counter");
+        let p = start(&s, &bin, &[]);
+        let mut cmd = Command::new(stasis_bin());
+        cmd.args(["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()])
+            .env("STASIS_FAILPOINT", format!("{point}=pause"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(s.dir.join("stasis.err")).unwrap());
+        stasis::sys::close_inherited_fds(&mut cmd);
+        let mut d = cmd.spawn().unwrap();
+        wait_for_line(&s.dir.join("stasis.err"), "stasis: failpoint", Duration::from_secs(20));
+        d.kill().unwrap();
+        d.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_untouched(p.pid);
+        let n = read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
+        wait_for_line(&s.out(), &format!("tick {}", n + 2), Duration::from_secs(10));
+        p.term();
+        assert!(p.reap().unwrap().success(), "{point}");
+        assert_eq!(read(&s.out()).lines().last(), Some("PASS"), "{point}");
+    }
+}
+
+/// A dump that fails at any step leaves the target as it was and no image behind.
+#[test]
+fn root_failed_dump_leaves_target_and_no_image() {
+    for point in [
+        "dump:seized",
+        "dump:injecting",
+        "dump:pages-copied",
+        "dump:before-write",
+    ] {
+        let s = Scratch::new("faildump");
+        let bin = workload("mem");
+        let p = start(&s, &bin, &[]);
+        let before = snapshot(p.pid);
+        let o = Command::new(stasis_bin())
+            .args(["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()])
+            .env("STASIS_FAILPOINT", format!("{point}=error"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{point}");
+        assert!(stderr(&o).contains(point), "{point}: {}", stderr(&o));
+        let left: Vec<_> = fs::read_dir(s.image())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{point}: files left: {left:?}");
+        assert_untouched(p.pid);
+        assert_same(&before, p.pid, live_rseq_area(p.pid));
+        p.term();
+        assert!(p.reap().unwrap().success(), "{point}");
+        assert_eq!(read(&s.out()).lines().last(), Some("PASS"), "{point}");
+    }
+}
+
+#[test]
+fn root_failed_restore_leaves_no_process() {
+    let s = Scratch::new("failrestore");
+    let bin = workload("counter");
+    let p = start(&s, &bin, &[]);
+    let pid = p.pid;
+    dump(&p, &s, &[]);
+    p.reap();
+    for point in ["restore:stopped", "restore:built"] {
+        let o = Command::new(stasis_bin())
+            .args(["restore", "-D", s.image().to_str().unwrap()])
+            .env("STASIS_FAILPOINT", format!("{point}=error"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{point}");
+        assert!(stderr(&o).contains(point), "{}", stderr(&o));
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{point}: process {pid} left behind"
+        );
+    }
+    let (r, q) = restore(&s, pid, &bin, &[]);
+    assert_eq!(finish(&s, r, q), "PASS");
+}
+
+#[test]
+fn root_corrupt_or_unusable_images_are_refused() {
+    let s = Scratch::new("corrupt");
+    let bin = workload("counter");
+    let p = start(&s, &bin, &[]);
+    let pid = p.pid;
+    dump(&p, &s, &["--leave-running"]);
+    let img = s.image();
+    let restore_err = |what: &str| {
+        let o = stasis(&["restore", "-D", img.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{what}");
+        let e = stderr(&o);
+        assert!(!e.contains("panicked"), "{what}: {e}");
+        e
+    };
+    // The pid is still taken by the original.
+    assert!(restore_err("pid in use").contains(&format!("pid {pid} is in use")));
+    p.term();
+    p.reap();
+
+    let pages = img.join("pages.img");
+    let good = fs::read(&pages).unwrap();
+    let mut bad = good.clone();
+    let mid = 4096 + (bad.len() - 4096) / 2;
+    bad[mid] ^= 0x10;
+    fs::write(&pages, &bad).unwrap();
+    let e = restore_err("flipped page bit");
+    assert!(e.contains("pages.img") && e.contains("checksum"), "{e}");
+    fs::write(&pages, &good).unwrap();
+
+    let mm = img.join(format!("mm-{pid}.img"));
+    let good_mm = fs::read(&mm).unwrap();
+    fs::write(&mm, &good_mm[..good_mm.len() / 2]).unwrap();
+    let e = restore_err("truncated mm");
+    assert!(e.contains(&format!("mm-{pid}.img")), "{e}");
+    fs::write(&mm, &good_mm).unwrap();
+
+    fs::rename(img.join("inventory.img"), img.join("inv.bak")).unwrap();
+    assert!(restore_err("no inventory").contains("incomplete"));
+    fs::rename(img.join("inv.bak"), img.join("inventory.img")).unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+
+    // Intact again: it restores.
+    let (r, q) = restore(&s, pid, &bin, &[]);
+    assert_eq!(finish(&s, r, q), "PASS");
+}
+
+#[test]
+fn root_second_dump_of_same_pid_is_refused() {
+    let s = Scratch::new("twodumps");
+    let bin = workload("counter");
+    let p = start(&s, &bin, &[]);
+    let mut cmd = Command::new(stasis_bin());
+    cmd.args(["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()])
+        .env("STASIS_FAILPOINT", "dump:seized=pause")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(s.dir.join("stasis.err")).unwrap());
+    stasis::sys::close_inherited_fds(&mut cmd);
+    let mut first = cmd.spawn().unwrap();
+    wait_for_line(&s.dir.join("stasis.err"), "stasis: failpoint", Duration::from_secs(20));
+    let second = s.dir.join("second");
+    let o = stasis(&["dump", "-t", &p.pid.to_string(), "-D", second.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("another stasis dump"), "{}", stderr(&o));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_untouched(p.pid);
+    p.term();
+    assert!(p.reap().unwrap().success());
+}
+
+#[test]
+fn root_inspect_json_and_image_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new("inspect");
+    let bin = workload("mem");
+    let p = start(&s, &bin, &[]);
+    let pid = p.pid;
+    dump(&p, &s, &["--leave-running"]);
+    for e in fs::read_dir(s.image()).unwrap().flatten() {
+        let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{:?}", e.file_name());
+    }
+    let o = stasis(&["inspect", s.image().to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let proc0 = &v["processes"][0];
+    assert_eq!(proc0["pid"], pid);
+    let kinds: Vec<&str> = proc0["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    for k in ["heap", "stack", "file", "vdso", "anon"] {
+        assert!(kinds.contains(&k), "no {k} mapping in {kinds:?}");
+    }
+    assert!(kinds.iter().any(|k| k.starts_with("shmem")), "{kinds:?}");
+    assert!(v["totals"]["pages_stored"].as_u64().unwrap() > 0);
+    assert!(
+        v["totals"]["zero_pages"].as_u64().unwrap() > 0,
+        "mem.c zeroes pages it wrote"
+    );
+    assert!(!proc0["fds"].as_array().unwrap().is_empty());
+    let text = stasis(&["inspect", s.image().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("totals:"));
+    p.term();
+    p.reap();
+}
+
+#[test]
+fn root_check_and_demo() {
+    let o = stasis(&["check"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("PAGEMAP_SCAN") && out.contains("clone3"), "{out}");
+    let o = stasis(&["demo"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("demo OK"), "{out}");
+}
