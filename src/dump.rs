@@ -196,10 +196,14 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     let fds = files::dump(pid, opts.shell_job, &mut table)?;
 
     // 5. Pages.
+    let t0 = std::time::Instant::now();
     let capacity = memory::scan(pid, &mut plan)?;
     memory::flush_shared_files(pid, &plan)?;
+    let t1 = std::time::Instant::now();
     let mut store = PageStore::create(&opts.dir.join(image::PAGES), capacity)?;
+    let t2 = std::time::Instant::now();
     let (vmas, shmem) = memory::copy_pages(pid, plan, &mut store)?;
+    debug!(pid, scan = ?(t1 - t0), create = ?(t2 - t1), copy = ?t2.elapsed(), "pages");
     failpoint::hit("dump:pages-copied")?;
 
     // 6. The layout must be the one the pages were read from.
@@ -210,7 +214,9 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
             reason: "its address space changed during the dump (shared with another process?)".into(),
         });
     }
+    let t3 = std::time::Instant::now();
     let pages = store.finish()?;
+    debug!(pid, finish = ?t3.elapsed(), "pages.img done");
     let (mut stored, mut zeros) = (0, 0);
     for r in vmas
         .iter()

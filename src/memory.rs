@@ -375,6 +375,7 @@ pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>
             }
         }
         if has_data {
+            populate(t, v)?;
             write_runs(t.pid, v, pages, &zeros)?;
         }
         if map_prot != v.prot {
@@ -394,6 +395,19 @@ pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>
             let onfault = if v.flags & vmflags::LOCKONFAULT != 0 { 1 } else { 0 }; // MLOCK_ONFAULT
             t.syscall("mlock2", libc::SYS_mlock2, &[v.start, len, onfault])?;
         }
+    }
+    Ok(())
+}
+
+/// Allocates the pages that are about to be written in one go (MADV_POPULATE_WRITE), which
+/// is cheaper than a fault per page during the copy. Only those pages: the process must not
+/// come back bigger than it was.
+fn populate(t: &mut Tracee, v: &Vma) -> Result<()> {
+    const MADV_POPULATE_WRITE: u64 = 23;
+    for r in v.pages.iter().filter(|r| matches!(r.source, PageSource::Data { .. })) {
+        let start = v.start + r.first * PAGE_SIZE;
+        // Best effort: the copy faults in whatever this did not.
+        let _ = t.syscall_raw(libc::SYS_madvise, &[start, r.count * PAGE_SIZE, MADV_POPULATE_WRITE]);
     }
     Ok(())
 }
@@ -470,4 +484,63 @@ pub fn count_pages(runs: &[PageRun]) -> (u64, u64) {
         PageSource::Data { .. } => (d + r.count, z),
         PageSource::Zero => (d, z + r.count),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, flags: &[&str]) -> MapEntry {
+        MapEntry {
+            start: 0x7f00_0000_0000,
+            end: 0x7f00_0000_2000,
+            read: true,
+            write: true,
+            exec: false,
+            shared: false,
+            offset: 0,
+            dev: (0, 0),
+            inode: 0,
+            path: path.into(),
+            vm_flags: flags.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn refusal(e: MapEntry) -> String {
+        match plan(1, &[e], &mut FileTable::default()) {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn refuses_device_like_mappings_naming_them() {
+        let msg = refusal(entry("", &["rd", "wr", "io", "pf"]));
+        assert!(
+            msg.contains("7f0000000000-7f0000002000") && msg.contains("VM_IO"),
+            "{msg}"
+        );
+        assert!(refusal(entry("", &["rd", "pf"])).contains("VM_PFNMAP"));
+        assert!(refusal(entry("", &["rd", "ht"])).contains("hugetlbfs"));
+        assert!(refusal(entry("", &["rd", "uw"])).contains("userfaultfd"));
+        assert!(refusal(entry("/[aio] (deleted)", &["rd"])).contains("asynchronous I/O"));
+        assert!(refusal(entry("anon_inode:[io_uring]", &["rd"])).contains("kernel object"));
+        assert!(refusal(entry("/SYSV0000002a (deleted)", &["rd"])).contains("System V"));
+    }
+
+    #[test]
+    fn keeps_the_vvar_pfn_mapping_and_flags() {
+        let mut e = entry("[vvar]", &["rd", "mr", "pf", "io", "de", "dd"]);
+        e.write = false;
+        let p = plan(
+            1,
+            &[e, entry("", &["rd", "wr", "gd", "hg", "dc"])],
+            &mut FileTable::default(),
+        )
+        .unwrap();
+        assert_eq!(p.vmas.len(), 2);
+        assert_eq!(p.vmas[0].vma.kind, VmaKind::Vvar { name: "[vvar]".into() });
+        let f = p.vmas[1].vma.flags;
+        assert_eq!(f, vmflags::GROWSDOWN | vmflags::HUGEPAGE | vmflags::DONTFORK);
+    }
 }

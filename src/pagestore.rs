@@ -1,17 +1,26 @@
-//! pages.img, written in one copy: the file is mapped and process_vm_readv (or pread for
-//! what it cannot read) puts the target's pages straight into it. Pages of zeros are
-//! recorded as such and squeezed out, so the file holds only pages with content.
+//! pages.img: the target's pages are read with process_vm_readv (or pread of /proc/PID/mem
+//! for what it cannot read) into one small buffer that stays in the CPU cache, checked for
+//! zeros, hashed, and written out with pwrite. Pages of zeros are recorded as such and
+//! squeezed out, so the file holds only pages with content.
+//!
+//! Reading and writing overlap: a writer thread writes one buffer while the caller fills the
+//! next (the write, which allocates the file's pages, is the slow half).
+//!
+//! Measured here (1 GiB on tmpfs): mapping the file and reading straight into it saves a
+//! copy but costs more than it saves, in page faults to populate the mapping and in tearing
+//! it down; cache-hot bounce buffers are faster.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Context, Error, Result};
 use crate::image::{self, PAGE_SIZE, PAGES_HEADER_LEN, PageRun, PageSource, PagesInfo};
-use crate::sys::{self, Mapped, Pid};
+use crate::sys::{self, Pid};
 
 const PS: usize = PAGE_SIZE as usize;
 /// Bytes per process_vm_readv call: big enough to amortise the call, small enough that the
@@ -65,12 +74,18 @@ pub enum Source<'a> {
     File(&'a File),
 }
 
+/// Buffers in flight between the reader (the caller) and the writer thread.
+const BUFFERS: usize = 3;
+
 pub struct PageStore {
-    file: File,
-    map: Mapped,
     capacity: u64,
     count: u64,
     hasher: Xxh3,
+    /// Empty buffers coming back from the writer.
+    free: Receiver<Vec<u8>>,
+    /// Full buffers to the writer: (buffer, bytes used, file offset).
+    work: Option<SyncSender<(Vec<u8>, usize, u64)>>,
+    writer: Option<JoinHandle<std::io::Result<File>>>,
 }
 
 impl PageStore {
@@ -84,13 +99,26 @@ impl PageStore {
             .mode(0o600)
             .open(path)
             .ctx(|| format!("creating {}", path.display()))?;
-        let len = PAGES_HEADER_LEN + capacity * PAGE_SIZE;
-        file.set_len(len).ctx(|| format!("sizing {}", path.display()))?;
-        // Populating up front allocates the file's pages in one go instead of one fault each.
-        let map = Mapped::new(file.as_fd(), len as usize, true, true).ctx(|| format!("mapping {}", path.display()))?;
+        let (work_tx, work_rx) = sync_channel::<(Vec<u8>, usize, u64)>(BUFFERS);
+        let (free_tx, free) = sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 0..BUFFERS {
+            free_tx.send(vec![0u8; BATCH]).expect("the receiver is alive");
+        }
+        let writer = std::thread::spawn(move || {
+            let mut result = Ok(());
+            for (buf, len, off) in work_rx {
+                // After a failure keep handing buffers back, so the reader never waits forever.
+                if result.is_ok() {
+                    result = file.write_all_at(&buf[..len], off);
+                }
+                let _ = free_tx.send(buf);
+            }
+            result.map(|()| file)
+        });
         Ok(PageStore {
-            file,
-            map,
+            free,
+            work: Some(work_tx),
+            writer: Some(writer),
             capacity,
             count: 0,
             hasher: Xxh3::new(),
@@ -139,8 +167,8 @@ impl PageStore {
                 reason: "memory grew while it was being dumped".into(),
             });
         }
-        let off = (PAGES_HEADER_LEN + self.count * PAGE_SIZE) as usize;
-        let buf = &mut self.map.as_mut_slice()[off..off + bytes];
+        let mut full = self.free.recv().map_err(|_| writer_gone())?;
+        let buf = &mut full[..bytes];
         fill(src, buf, pieces)?;
         // Squeeze out zero pages, recording them.
         let mut kept = 0usize;
@@ -167,25 +195,45 @@ impl PageStore {
             }
         }
         self.hasher.update(&buf[..kept]);
+        let off = PAGES_HEADER_LEN + self.count * PAGE_SIZE;
         self.count += (kept / PS) as u64;
+        let work = self.work.as_ref().expect("open until finish");
+        work.send((full, kept, off)).map_err(|_| writer_gone())?;
         Ok(())
     }
 
-    /// Trims the file to what was stored, writes the header and syncs it.
-    pub fn finish(self) -> Result<PagesInfo> {
+    /// Writes the header and syncs the file.
+    pub fn finish(mut self) -> Result<PagesInfo> {
         let info = PagesInfo {
             count: self.count,
             checksum: self.hasher.digest(),
         };
-        drop(self.map);
-        self.file
-            .set_len(PAGES_HEADER_LEN + self.count * PAGE_SIZE)
-            .ctx(|| "trimming pages.img")?;
-        self.file
-            .write_all_at(&image::pages_header(info.count, info.checksum), 0)
+        let file = self.join_writer()?;
+        file.write_all_at(&image::pages_header(info.count, info.checksum), 0)
             .ctx(|| "writing the pages.img header")?;
-        self.file.sync_data().ctx(|| "syncing pages.img")?;
+        file.sync_data().ctx(|| "syncing pages.img")?;
         Ok(info)
+    }
+
+    fn join_writer(&mut self) -> Result<File> {
+        drop(self.work.take());
+        let writer = self.writer.take().expect("joined once");
+        writer.join().map_err(|_| writer_gone())?.ctx(|| "writing pages.img")
+    }
+}
+
+impl Drop for PageStore {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = self.join_writer();
+        }
+    }
+}
+
+fn writer_gone() -> Error {
+    Error::Sys {
+        what: "writing pages.img".into(),
+        err: std::io::Error::other("the writer thread stopped"),
     }
 }
 

@@ -74,7 +74,9 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
     let pages_file = File::open(opts.dir.join(image::PAGES)).ctx(|| format!("opening {}", image::PAGES))?;
     let len = pages_file.metadata().ctx(|| "stat of pages.img")?.len();
     let pages_map = Mapped::new(pages_file.as_fd(), len as usize, false, true).ctx(|| "mapping pages.img")?;
+    let t0 = std::time::Instant::now();
     image::verify_pages(pages_map.as_slice(), &img.inventory.pages)?;
+    debug!(elapsed = ?t0.elapsed(), "pages verified");
     let pages = &pages_map.as_slice()[PAGES_HEADER_LEN as usize..];
     let p = &img.processes[0];
     let pid = p.core.pid;
@@ -117,10 +119,12 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
     }
 
     // 3 and 4.
+    debug!(elapsed = ?t0.elapsed(), "new process stopped");
     let mut t = Tracee::from_stopped_child(pid)?;
     failpoint::hit("restore:stopped")?;
     build(&mut t, p, &plan, pages)?;
     failpoint::hit("restore:built")?;
+    debug!(elapsed = ?t0.elapsed(), "built");
     t.detach(0)?;
     std::mem::forget(guard);
     info!(pid, "restored");

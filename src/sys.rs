@@ -708,3 +708,20 @@ pub fn close_inherited_fds(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// A new pseudo-terminal: (master, slave).
+pub fn openpty() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: out-pointers to locals; name, termios and winsize may be null.
+    check_int(unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    })?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
+}

@@ -435,3 +435,51 @@ fn root_check_and_demo() {
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     assert!(out.contains("demo OK"), "{out}");
 }
+
+#[test]
+fn root_shell_job_terminal_fds() {
+    let s = Scratch::new("shelljob");
+    let bin = workload("counter");
+    let (_master, slave) = stasis::sys::openpty().unwrap();
+    let mut cmd = Command::new(&bin);
+    cmd.arg(s.work())
+        .stdin(slave.try_clone().unwrap())
+        .stdout(fs::File::create(s.out()).unwrap())
+        .stderr(slave.try_clone().unwrap());
+    stasis::sys::close_inherited_fds(&mut cmd);
+    let p = Proc::from_child(cmd.spawn().unwrap());
+    wait_for_line(&s.out(), "ready", Duration::from_secs(10));
+    let pid = p.pid;
+    let tty = fs::read_link(format!("/proc/{pid}/fd/0")).unwrap();
+    assert!(tty.to_string_lossy().starts_with("/dev/pts/"));
+
+    let img = s.image();
+    let o = stasis(&["dump", "-t", &pid.to_string(), "-D", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("fd 0") && e.contains("terminal") && e.contains("--shell-job"),
+        "{e}"
+    );
+    assert_untouched(pid);
+
+    dump(&p, &s, &["--shell-job"]);
+    p.reap();
+    let o = stasis(&["restore", "-D", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--shell-job"), "{}", stderr(&o));
+
+    // The restorer's terminal takes the place of the old one.
+    let mut cmd = Command::new(stasis_bin());
+    cmd.args(["restore", "-D", img.to_str().unwrap(), "--shell-job"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    stasis::sys::close_inherited_fds(&mut cmd);
+    let mut r = cmd.spawn().unwrap();
+    wait_restored(&mut r, pid, &bin);
+    let q = Proc::adopt(pid);
+    assert_eq!(fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(), tty);
+    assert_eq!(fs::read_link(format!("/proc/{pid}/fd/2")).unwrap(), tty);
+    assert_eq!(finish(&s, r, q), "PASS");
+}

@@ -216,14 +216,21 @@ pub fn restore(s: &Scratch, pid: i32, exe: &Path, extra: &[&str]) -> (Child, Pro
         .stderr(Stdio::piped());
     sys::close_inherited_fds(&mut cmd);
     let mut child = cmd.spawn().expect("stasis restore starts");
-    let proc = Proc::adopt(pid);
+    wait_restored(&mut child, pid, exe);
+    (child, Proc::adopt(pid))
+}
+
+/// Waits until `pid` runs the restored program untraced (stasis let it go).
+pub fn wait_restored(stasis_restore: &mut Child, pid: i32, exe: &Path) {
     let start = Instant::now();
     let exe = fs::canonicalize(exe).unwrap();
     loop {
-        if let Ok(Some(st)) = child.try_wait() {
+        if let Ok(Some(st)) = stasis_restore.try_wait() {
             let mut e = String::new();
             use std::io::Read;
-            let _ = child.stderr.take().unwrap().read_to_string(&mut e);
+            if let Some(mut err) = stasis_restore.stderr.take() {
+                let _ = err.read_to_string(&mut e);
+            }
             panic!("stasis restore ended early ({st}): {e}");
         }
         let status = read(Path::new(&format!("/proc/{pid}/status")));
@@ -232,7 +239,7 @@ pub fn restore(s: &Scratch, pid: i32, exe: &Path, extra: &[&str]) -> (Child, Pro
             .map(|p| p == exe)
             .unwrap_or(false);
         if untraced && same_exe {
-            return (child, proc);
+            return;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "restore did not finish");
         std::thread::sleep(Duration::from_millis(5));
