@@ -96,18 +96,18 @@ pub fn check() -> Vec<Feature> {
         ),
         feature(
             "process_vm_readv/writev",
-            "copying pages in one copy",
+            "reading the target's pages and writing the restored ones",
             sys::process_vm_read(me, &mut [0u8; 8], &[(&caps as *const u64 as u64, 8)])
                 .map(|_| "supported".into())
                 .map_err(|e| e.to_string()),
         ),
         feature(
             "PTRACE_GET_RSEQ_CONFIGURATION",
-            "re-registering rseq areas",
+            "re-registering rseq areas (Linux 5.13+)",
             yes_no(
-                std::path::Path::new("/proc/self/task").exists(),
-                "present since Linux 5.13",
-                "missing",
+                kernel_at_least(&sys::kernel_release(), (5, 13)),
+                "kernel is 5.13 or later",
+                "kernel older than 5.13",
             ),
         ),
         feature(
@@ -143,6 +143,14 @@ pub fn check() -> Vec<Feature> {
     ]
 }
 
+/// Whether a release string like "6.18.44-foo" is at least `want` (major, minor).
+fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= want
+}
+
 pub fn render_text(features: &[Feature]) -> String {
     let mut s = String::new();
     for f in features {
@@ -155,4 +163,14 @@ pub fn render_text(features: &[Feature]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_versions_compare() {
+        assert!(super::kernel_at_least("6.18.44-fc-v769", (5, 13)));
+        assert!(super::kernel_at_least("5.13.0", (5, 13)));
+        assert!(!super::kernel_at_least("5.4.0-generic", (5, 13)));
+    }
 }
