@@ -54,7 +54,11 @@ pub fn dump(pid: Pid, shell_job: bool, table: &mut FileTable) -> Result<Fds> {
             reason: format!("fd {fd} ({link}): {what}"),
         };
         let cloexec = info.flags & libc::O_CLOEXEC as u32 != 0;
-        let flags = info.flags & !(libc::O_CLOEXEC as u32);
+        let mut flags = info.flags & !(libc::O_CLOEXEC as u32);
+        // A file made with O_TMPFILE and linked since is reopened as the file it now is.
+        if flags & libc::O_TMPFILE as u32 == libc::O_TMPFILE as u32 {
+            flags &= !(libc::O_TMPFILE as u32);
+        }
         if !link.starts_with('/') {
             return Err(refuse(
                 "this kind of file is not supported yet (pipes, sockets, eventfd, ... are refused)",

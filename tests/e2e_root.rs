@@ -483,3 +483,57 @@ fn root_shell_job_terminal_fds() {
     assert_eq!(fs::read_link(format!("/proc/{pid}/fd/2")).unwrap(), tty);
     assert_eq!(finish(&s, r, q), "PASS");
 }
+
+/// A read blocked on a terminal goes on reading, from the restorer's terminal.
+#[test]
+fn root_blocking_read_on_terminal_restarts() {
+    use std::io::Write;
+    let s = Scratch::new("ttyread");
+    let bin = workload("restart");
+    let (master, slave) = stasis::sys::openpty().unwrap();
+    let mut master = fs::File::from(master);
+    let mut cmd = Command::new(&bin);
+    cmd.arg(s.work())
+        .arg("read")
+        .stdin(slave.try_clone().unwrap())
+        .stdout(fs::File::create(s.out()).unwrap())
+        .stderr(fs::File::create(s.err()).unwrap());
+    stasis::sys::close_inherited_fds(&mut cmd);
+    let p = Proc::from_child(cmd.spawn().unwrap());
+    let pid = p.pid;
+    wait_for_line(&s.out(), "ready", Duration::from_secs(10));
+    master.write_all(b"one\n").unwrap();
+    wait_for_line(&s.out(), "got one", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(50));
+    dump(&p, &s, &["--shell-job"]);
+    p.reap();
+    let mut cmd = Command::new(stasis_bin());
+    cmd.args(["restore", "-D", s.image().to_str().unwrap(), "--shell-job"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    stasis::sys::close_inherited_fds(&mut cmd);
+    let mut r = cmd.spawn().unwrap();
+    wait_restored(&mut r, pid, &bin);
+    master.write_all(b"two\n").unwrap();
+    wait_for_line(&s.out(), "got two", Duration::from_secs(10));
+    assert_eq!(finish(&s, r, Proc::adopt(pid)), "PASS");
+}
+
+/// Another process sharing the address space changes it during the dump: the dump fails
+/// cleanly instead of writing a torn image, and the target goes on.
+#[test]
+fn root_address_space_change_fails_the_dump() {
+    let s = Scratch::new("aspace");
+    let bin = workload("aspace_change");
+    let p = start(&s, &bin, &[]);
+    let pid = p.pid.to_string();
+    let o = stasis(&["dump", "-t", &pid, "-D", s.image().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("address space changed"), "{}", stderr(&o));
+    assert!(!s.image().join("inventory.img").exists());
+    assert_untouched(p.pid);
+    p.term();
+    assert!(p.reap().unwrap().success());
+    assert_eq!(read(&s.out()).lines().last(), Some("PASS"));
+}

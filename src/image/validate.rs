@@ -343,7 +343,9 @@ fn check_fds(fds: &Fds, inv: &Inventory) -> Result<(), ImageError> {
         match &f.kind {
             FdKind::Path { file, flags, .. } => {
                 file_ref(inv, *file, &format!("fd {}", f.fd))?;
-                if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL) as u32 != 0 {
+                // O_TMPFILE includes O_DIRECTORY: only the whole of it creates a file.
+                let tmpfile = flags & libc::O_TMPFILE as u32 == libc::O_TMPFILE as u32;
+                if tmpfile || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL) as u32 != 0 {
                     return Err(bad(format!("fd {}: flags {flags:o} would create or truncate", f.fd)));
                 }
             }

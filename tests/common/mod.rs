@@ -109,7 +109,21 @@ impl Proc {
     /// Reaps our child after it ended (killed by a dump, or told to stop); from then on its
     /// pid may be someone else's, so the handle is gone.
     pub fn reap(mut self) -> Option<std::process::ExitStatus> {
-        let st = self.child.take().map(|mut c| c.wait().unwrap());
+        let st = self.child.take().map(|mut c| {
+            // A hung workload fails the test instead of hanging the suite.
+            let start = Instant::now();
+            loop {
+                if let Some(st) = c.try_wait().unwrap() {
+                    return st;
+                }
+                if start.elapsed() > Duration::from_secs(60) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("process {} did not end within 60 s", self.pid);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
         self.pid = 0;
         st
     }
@@ -250,7 +264,18 @@ pub fn wait_restored(stasis_restore: &mut Child, pid: i32, exe: &Path) {
 /// returns the workload's verdict line.
 pub fn finish(s: &Scratch, mut stasis_restore: Child, mut p: Proc) -> String {
     p.term();
-    let out = stasis_restore.wait().unwrap();
+    let start = Instant::now();
+    let out = loop {
+        if let Some(st) = stasis_restore.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = sys::kill(p.pid, libc::SIGKILL);
+            let _ = stasis_restore.wait();
+            panic!("restored process {} did not end within 60 s of SIGTERM", p.pid);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     p.pid = 0;
     let verdict = read(&s.out())
         .lines()

@@ -10,6 +10,7 @@
  *         sigsuspend sigsuspend() (SIGTERM blocked outside it)
  *         poll       poll(NULL, 0, 1 h)
  *         select     select(0, ..., 1 h timeout)
+ *         read       blocking read(0) (a terminal in the test), echoes "got LINE"
  *         timed      nanosleep(3 s) measured with CLOCK_MONOTONIC; when it
  *                    returns normally (elapsed must be >= 3 s) prints
  *                    "slept\n", then waits for SIGTERM in pause(); SIGTERM
@@ -76,6 +77,7 @@ static volatile sig_atomic_t got_term;
 static void on_term(int sig) { (void)sig; got_term = 1; }
 
 static volatile uint64_t counter;
+static uint64_t lines_read; /* read mode: wait calls that returned data */
 static const char *mode;
 
 static double now_mono(void)
@@ -111,7 +113,7 @@ int main(int argc, char **argv)
 		SETUP_FAIL("usage: restart DIR MODE");
 	mode = argv[2];
 	static const char *const modes[] = { "nanosleep", "sleep", "clock_abs", "pause", "sigsuspend",
-					     "poll", "select", "timed", NULL };
+					     "poll", "select", "timed", "read", NULL };
 	int m = -1;
 	for (int i = 0; modes[i]; i++)
 		if (!strcmp(mode, modes[i]))
@@ -189,6 +191,22 @@ int main(int argc, char **argv)
 				FAIL("select: %s", strerror(errno));
 			judge(r < 0 && errno == EINTR, r >= 0, "select");
 		}
+	} else if (!strcmp(mode, "read")) {
+		/* A blocking read on stdin (a terminal in the test): each line read is echoed to
+		 * stdout as "got LINE"; EINTR without SIGTERM is a failure. */
+		char buf[256];
+		while (!got_term) {
+			ssize_t r = read(0, buf, sizeof buf - 1);
+			if (r < 0 && errno != EINTR)
+				FAIL("read: %s", strerror(errno));
+			judge(r < 0 && errno == EINTR, r == 0, "read");
+			if (r > 0) {
+				buf[r] = 0;
+				buf[strcspn(buf, "\n")] = 0;
+				out("got %s\n", buf);
+				lines_read++;
+			}
+		}
 	} else { /* timed */
 		double t0 = now_mono();
 		struct timespec ts = { 3, 0 }, rem;
@@ -213,7 +231,7 @@ int main(int argc, char **argv)
 			FAIL("stack canary word %d (addr %p): expected 0x%016llx got 0x%016llx", i,
 			     (void *)&canary[i], (unsigned long long)pat(31, i), (unsigned long long)canary[i]);
 	/* 1000000 setup increments + exactly one per wait call (the SIGTERM-ended one) */
-	uint64_t want = 1000000 + (m == 7 ? 2 : 1);
+	uint64_t want = 1000000 + (m == 7 ? 2 : 1) + lines_read;
 	if (counter != want)
 		FAIL("counter: expected %llu got %llu", (unsigned long long)want, (unsigned long long)counter);
 	out("PASS\n");
