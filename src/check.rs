@@ -145,7 +145,9 @@ pub fn check() -> Vec<Feature> {
 
 /// Whether a release string like "6.18.44-foo" is at least `want` (major, minor).
 fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
     (major, minor) >= want

@@ -331,6 +331,7 @@ pub struct MapFds<'a> {
 /// Creates every non-special mapping at its address and fills it.
 pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>) -> Result<()> {
     let zeros = vec![0u8; 64 * PS];
+    let uffd = Filler::new(t)?;
     for v in vmas {
         if matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar { .. }) {
             continue;
@@ -375,8 +376,15 @@ pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>
             }
         }
         if has_data {
-            populate(t, v)?;
-            write_runs(t.pid, v, pages, &zeros)?;
+            match &uffd.uffd {
+                Some(u) if matches!(v.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack) => {
+                    copy_runs(u, v, pages)?;
+                }
+                _ => {
+                    populate(t, v)?;
+                    write_runs(t.pid, v, pages, &zeros)?;
+                }
+            }
         }
         if map_prot != v.prot {
             t.syscall("mprotect", libc::SYS_mprotect, &[v.start, len, v.prot as u64])?;
@@ -396,7 +404,56 @@ pub fn restore_vmas(t: &mut Tracee, vmas: &[Vma], pages: &[u8], fds: &MapFds<'_>
             t.syscall("mlock2", libc::SYS_mlock2, &[v.start, len, onfault])?;
         }
     }
-    Ok(())
+    uffd.close(t)
+}
+
+/// A userfaultfd made inside the new process and held by the restorer: UFFDIO_COPY puts
+/// stored pages into fresh anonymous memory in one copy, without the kernel zeroing each
+/// page first as a write fault would. Where the kernel has none, pages are written with
+/// process_vm_writev instead.
+struct Filler {
+    uffd: Option<sys::Uffd>,
+    /// Its fd number inside the new process, closed at the end.
+    remote_fd: Option<u64>,
+}
+
+impl Filler {
+    fn new(t: &mut Tracee) -> Result<Filler> {
+        let flags = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64;
+        let Ok(fd @ 0..) = t.syscall_raw(libc::SYS_userfaultfd, &[flags]) else {
+            return Ok(Filler {
+                uffd: None,
+                remote_fd: None,
+            });
+        };
+        let uffd = sys::Uffd::from_process(t.pid, fd as i32).ok();
+        Ok(Filler {
+            uffd,
+            remote_fd: Some(fd as u64),
+        })
+    }
+
+    fn close(self, t: &mut Tracee) -> Result<()> {
+        drop(self.uffd);
+        if let Some(fd) = self.remote_fd {
+            t.syscall("close(userfaultfd)", libc::SYS_close, &[fd])?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies a fresh anonymous mapping's stored pages with UFFDIO_COPY (zero runs stay
+/// unpopulated: they read as zeros).
+fn copy_runs(u: &sys::Uffd, v: &Vma, pages: &[u8]) -> Result<()> {
+    let err = |e| Error::Restore(format!("copying the pages of {:x}-{:x}: {e}", v.start, v.end));
+    u.register(v.start, v.end - v.start).map_err(err)?;
+    for r in &v.pages {
+        if let PageSource::Data { at } = r.source {
+            let src = &pages[(at * PAGE_SIZE) as usize..((at + r.count) * PAGE_SIZE) as usize];
+            u.copy(v.start + r.first * PAGE_SIZE, src).map_err(err)?;
+        }
+    }
+    u.unregister(v.start, v.end - v.start).map_err(err)
 }
 
 /// Allocates the pages that are about to be written in one go (MADV_POPULATE_WRITE), which

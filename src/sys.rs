@@ -725,3 +725,103 @@ pub fn openpty() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
 }
+
+// ---------------------------------------------------------------------------------------------
+// userfaultfd: filling another process's fresh anonymous memory without zeroing it first
+
+/// A userfaultfd of another process's mm, taken from it with pidfd_getfd.
+pub struct Uffd {
+    fd: OwnedFd,
+}
+
+const UFFD_API: u64 = 0xaa;
+const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+const UFFDIO_UNREGISTER: libc::c_ulong = 0x8010_aa01;
+const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+
+#[repr(C)]
+struct UffdioRegister {
+    start: u64,
+    len: u64,
+    mode: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+struct UffdioCopy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+impl Uffd {
+    /// Takes fd number `target_fd` of process `pid` (a userfaultfd it created) and
+    /// handshakes the API.
+    pub fn from_process(pid: Pid, target_fd: i32) -> io::Result<Uffd> {
+        // SAFETY: plain syscalls creating new fds, owned right away.
+        let pidfd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+        // SAFETY: pidfd was just created and is owned here.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        // SAFETY: plain syscall creating a new fd.
+        let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) })?;
+        // SAFETY: fd was just created and is owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let mut api = [UFFD_API, 0, 0];
+        // SAFETY: api is a valid struct uffdio_api (three u64).
+        check_int(unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API, api.as_mut_ptr()) })?;
+        Ok(Uffd { fd })
+    }
+
+    /// Registers `[start, start+len)` for missing-page handling (needed for UFFDIO_COPY).
+    pub fn register(&self, start: u64, len: u64) -> io::Result<()> {
+        let mut r = UffdioRegister {
+            start,
+            len,
+            mode: UFFDIO_REGISTER_MODE_MISSING,
+            ioctls: 0,
+        };
+        // SAFETY: r is a valid struct uffdio_register.
+        check_int(unsafe { libc::ioctl(self.fd.as_raw_fd(), UFFDIO_REGISTER, &mut r as *mut UffdioRegister) }).map(drop)
+    }
+
+    pub fn unregister(&self, start: u64, len: u64) -> io::Result<()> {
+        let mut r = [start, len];
+        // SAFETY: r is a valid struct uffdio_range.
+        check_int(unsafe { libc::ioctl(self.fd.as_raw_fd(), UFFDIO_UNREGISTER, r.as_mut_ptr()) }).map(drop)
+    }
+
+    /// Copies `src` into the other process at `dst` (page aligned, not yet populated).
+    pub fn copy(&self, dst: u64, src: &[u8]) -> io::Result<()> {
+        let mut done = 0usize;
+        while done < src.len() {
+            let mut c = UffdioCopy {
+                dst: dst + done as u64,
+                src: src[done..].as_ptr() as u64,
+                len: (src.len() - done) as u64,
+                mode: 0,
+                copy: 0,
+            };
+            // SAFETY: c describes a live source buffer of c.len bytes; the destination lies in
+            // the other process's registered range and is checked by the kernel.
+            let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), UFFDIO_COPY, &mut c as *mut UffdioCopy) };
+            if c.copy > 0 {
+                done += c.copy as usize;
+            }
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(e);
+            }
+            if c.copy <= 0 {
+                return Err(io::Error::other("UFFDIO_COPY made no progress"));
+            }
+        }
+        Ok(())
+    }
+}
