@@ -109,10 +109,10 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     prepare_dir(&opts.dir)?;
 
     // 2. Stop it.
-    let (mut t, owed) = Tracee::seize(pid)?;
+    let mut t = Tracee::seize(pid)?;
     info!(pid, "stopped");
     if let Err(e) = failpoint::hit("dump:seized") {
-        let _ = t.detach(owed.unwrap_or(0));
+        let _ = t.detach(0);
         return Err(e);
     }
     let orig_regs = t.regs()?;
@@ -121,7 +121,7 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     match dump_stopped(&mut t, opts, orig_mask) {
         Ok(summary) => {
             if opts.leave_running {
-                cure(t, &orig_regs, orig_mask, owed)?;
+                cure(t, &orig_regs, orig_mask)?;
                 info!(pid, "left running");
             } else {
                 sys::kill(pid, libc::SIGKILL).ctx(|| format!("killing process {pid}"))?;
@@ -133,20 +133,20 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
         }
         Err(e) => {
             remove_image(&opts.dir);
-            let _ = cure(t, &orig_regs, orig_mask, owed);
+            let _ = cure(t, &orig_regs, orig_mask);
             Err(e)
         }
     }
 }
 
 /// Puts the task back exactly as it was and lets it go.
-fn cure(mut t: Tracee, orig_regs: &sys::UserRegs, mask: u64, owed: Option<i32>) -> Result<()> {
+fn cure(mut t: Tracee, orig_regs: &sys::UserRegs, mask: u64) -> Result<()> {
     if t.regs_dirty() {
         let regs = cpu::resume_regs(&crate::remote::regs_to_words(orig_regs), Resume::SameTask);
         t.set_regs(&regs)?;
     }
     sys::ptrace_set_sigmask(t.pid, mask).ctx(|| "restoring the signal mask")?;
-    t.detach(owed.unwrap_or(0))
+    t.detach(0)
 }
 
 fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<DumpSummary> {

@@ -34,9 +34,9 @@ fn remote_err(pid: Pid, call: &str, source: io::Error) -> Error {
 }
 
 impl Tracee {
-    /// Seizes `pid` and stops it (PTRACE_SEIZE + PTRACE_INTERRUPT). Returns the tracee and,
-    /// if a signal was being delivered when it stopped, that signal (still owed to the task).
-    pub fn seize(pid: Pid) -> Result<(Tracee, Option<i32>)> {
+    /// Seizes `pid` and stops it (PTRACE_SEIZE + PTRACE_INTERRUPT). A signal that reaches it
+    /// first is delivered (its handler frame set up) before the stop, so none is held back.
+    pub fn seize(pid: Pid) -> Result<Tracee> {
         sys::ptrace_seize(pid, sys::PTRACE_O_TRACESYSGOOD).map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) => Error::Target {
                 pid,
@@ -58,24 +58,31 @@ impl Tracee {
             let _ = sys::ptrace_detach(pid, 0);
             return Err(remote_err(pid, "PTRACE_INTERRUPT", e));
         }
-        // A signal-delivery stop may come first: keep the signal to hand back, and stay in
-        // that stop (it is as good as any for our requests).
-        let owed = match sys::waitpid(pid, 0) {
-            Ok(Some(WaitStatus::Stopped { event, .. })) if event == libc::PTRACE_EVENT_STOP => None,
-            Ok(Some(WaitStatus::Stopped { sig, .. })) => Some(sig),
-            Ok(_) => {
-                return Err(Error::Target {
-                    pid,
-                    reason: "exited while being stopped".into(),
-                });
+        loop {
+            match sys::waitpid(pid, 0) {
+                Ok(Some(WaitStatus::Stopped { event, .. })) if event == libc::PTRACE_EVENT_STOP => break,
+                Ok(Some(WaitStatus::Stopped { sig, .. })) => {
+                    // A signal-delivery stop: let the signal through; the interrupt stays
+                    // pending and stops the task right after.
+                    if let Err(e) = sys::ptrace_cont(pid, sig) {
+                        let _ = sys::ptrace_detach(pid, sig);
+                        return Err(remote_err(pid, "PTRACE_CONT", e));
+                    }
+                }
+                Ok(_) => {
+                    return Err(Error::Target {
+                        pid,
+                        reason: "exited while being stopped".into(),
+                    });
+                }
+                Err(e) => {
+                    let _ = sys::ptrace_detach(pid, 0);
+                    return Err(remote_err(pid, "waitpid", e));
+                }
             }
-            Err(e) => {
-                let _ = sys::ptrace_detach(pid, 0);
-                return Err(remote_err(pid, "waitpid", e));
-            }
-        };
+        }
         t.template = sys::ptrace_getregs(pid).map_err(|e| remote_err(pid, "PTRACE_GETREGS", e))?;
-        Ok((t, owed))
+        Ok(t)
     }
 
     /// Takes over a child that seized itself for us: `pid` was PTRACE_SEIZEd right after clone

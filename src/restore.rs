@@ -275,8 +275,10 @@ fn child_setup(
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0).ctx(|| "PR_SET_PDEATHSIG")?;
     sys::block_all_signals().ctx(|| "blocking signals")?;
     // Park the pipes and the terminal above every fd the process will have.
-    // Copy them high first: their current numbers may be among the destinations.
+    // Room for every fd number the process had (its own rlimits come back at the end).
     let svc = plan.service;
+    sys::ensure_nofile(svc as u64 + 32).ctx(|| format!("raising RLIMIT_NOFILE to hold fd {svc}"))?;
+    // Copy them high first: their current numbers may be among the destinations.
     let high = svc + 16;
     let ready_hi = sys::dup_above(ready, high).ctx(|| "moving a pipe")?;
     let go_hi = sys::dup_above(go, high).ctx(|| "moving a pipe")?;

@@ -554,6 +554,20 @@ pub fn getrlimit(pid: Pid, resource: u32) -> io::Result<(u64, u64)> {
     Ok((old.rlim_cur, old.rlim_max))
 }
 
+/// Makes sure this process may hold fd numbers below `need`.
+pub fn ensure_nofile(need: u64) -> io::Result<()> {
+    let (cur, max) = getrlimit(0, libc::RLIMIT_NOFILE as u32)?;
+    if cur >= need {
+        return Ok(());
+    }
+    let new = libc::rlimit64 {
+        rlim_cur: need,
+        rlim_max: max.max(need),
+    };
+    // SAFETY: new is a valid rlimit; the old value is not asked for.
+    check_int(unsafe { libc::prlimit64(0, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) }).map(drop)
+}
+
 pub fn get_robust_list(pid: Pid) -> io::Result<(u64, u64)> {
     let mut head: u64 = 0;
     let mut len: usize = 0;

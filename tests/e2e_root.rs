@@ -537,3 +537,34 @@ fn root_address_space_change_fails_the_dump() {
     assert!(p.reap().unwrap().success());
     assert_eq!(read(&s.out()).lines().last(), Some("PASS"));
 }
+
+/// An fd above the restorer's own RLIMIT_NOFILE comes back, and so does the limit.
+#[test]
+fn root_high_fd_numbers() {
+    let s = Scratch::new("highfd");
+    let script = r#"
+import os, resource, signal, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+path = os.path.join(sys.argv[1], "data")
+with open(path, "w") as f:
+    f.write("0123456789")
+fd = os.open(path, os.O_RDONLY)
+os.dup2(fd, 3000)
+os.close(fd)
+os.lseek(3000, 4, os.SEEK_SET)
+signal.signal(signal.SIGTERM, lambda *a: None)
+print("ready", os.getpid(), flush=True)
+signal.pause()
+ok = os.read(3000, 3) == b"456" and resource.getrlimit(resource.RLIMIT_NOFILE) == (4096, 4096)
+print("PASS" if ok else "FAIL: fd 3000 or the limit changed", flush=True)
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]).arg(s.work());
+    let p = start_cmd(&s, cmd);
+    let pid = p.pid;
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    dump(&p, &s, &[]);
+    p.reap();
+    let (r, q) = restore(&s, pid, &exe, &[]);
+    assert_eq!(finish(&s, r, q), "PASS");
+}

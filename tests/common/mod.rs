@@ -359,9 +359,9 @@ pub fn hash_ranges(pid: i32, ranges: &[(u64, u64)], mask: Option<(u64, u64)>) ->
 
 /// The rseq area of a live process (the test stops it for a moment to ask).
 pub fn live_rseq_area(pid: i32) -> Option<(u64, u64)> {
-    let (t, owed) = stasis::remote::Tracee::seize(pid).unwrap();
+    let t = stasis::remote::Tracee::seize(pid).unwrap();
     let r = sys::ptrace_get_rseq(pid).unwrap();
-    t.detach(owed.unwrap_or(0)).unwrap();
+    t.detach(0).unwrap();
     (r.rseq_abi_pointer != 0).then_some((r.rseq_abi_pointer, r.rseq_abi_pointer + r.rseq_abi_size as u64))
 }
 
