@@ -556,7 +556,7 @@ pub fn getrlimit(pid: Pid, resource: u32) -> io::Result<(u64, u64)> {
 
 /// Makes sure this process may hold fd numbers below `need`.
 pub fn ensure_nofile(need: u64) -> io::Result<()> {
-    let (cur, max) = getrlimit(0, libc::RLIMIT_NOFILE as u32)?;
+    let (cur, max) = getrlimit(0, libc::RLIMIT_NOFILE)?;
     if cur >= need {
         return Ok(());
     }
