@@ -443,17 +443,62 @@ impl Filler {
 }
 
 /// Copies a fresh anonymous mapping's stored pages with UFFDIO_COPY (zero runs stay
-/// unpopulated: they read as zeros).
+/// unpopulated: they read as zeros). Large mappings are copied by two threads, each taking
+/// half of the bytes: page allocation and copy both scale with cores.
 fn copy_runs(u: &sys::Uffd, v: &Vma, pages: &[u8]) -> Result<()> {
+    const PARALLEL_FROM: u64 = 64 << 20;
     let err = |e| Error::Restore(format!("copying the pages of {:x}-{:x}: {e}", v.start, v.end));
+    // (destination, source) pieces, split so the halves are equal in bytes.
+    let mut jobs: Vec<(u64, &[u8])> = v
+        .pages
+        .iter()
+        .filter_map(|r| match r.source {
+            PageSource::Data { at } => Some((
+                v.start + r.first * PAGE_SIZE,
+                &pages[(at * PAGE_SIZE) as usize..((at + r.count) * PAGE_SIZE) as usize],
+            )),
+            PageSource::Zero => None,
+        })
+        .collect();
+    let total: u64 = jobs.iter().map(|(_, s)| s.len() as u64).sum();
     u.register(v.start, v.end - v.start).map_err(err)?;
-    for r in &v.pages {
-        if let PageSource::Data { at } = r.source {
-            let src = &pages[(at * PAGE_SIZE) as usize..((at + r.count) * PAGE_SIZE) as usize];
-            u.copy(v.start + r.first * PAGE_SIZE, src).map_err(err)?;
-        }
-    }
+    let copy_all = |jobs: &[(u64, &[u8])]| jobs.iter().try_for_each(|&(dst, src)| u.copy(dst, src));
+    let copied = if total < PARALLEL_FROM {
+        copy_all(&jobs)
+    } else {
+        let second = split_half(&mut jobs, total / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| copy_all(&second));
+            let mine = copy_all(&jobs);
+            other
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("copy thread panicked")))
+                .and(mine)
+        })
+    };
+    copied.map_err(err)?;
     u.unregister(v.start, v.end - v.start).map_err(err)
+}
+
+/// Splits `jobs` where `bytes` of them are before the cut (splitting one piece at a page
+/// boundary if needed); `jobs` keeps the first part, the rest is returned.
+fn split_half<'a>(jobs: &mut Vec<(u64, &'a [u8])>, bytes: u64) -> Vec<(u64, &'a [u8])> {
+    let mut seen = 0u64;
+    for i in 0..jobs.len() {
+        let (dst, src) = jobs[i];
+        let len = src.len() as u64;
+        if seen + len > bytes {
+            let cut = ((bytes - seen) / PAGE_SIZE * PAGE_SIZE) as usize;
+            let mut rest = jobs.split_off(i);
+            if cut > 0 {
+                jobs.push((dst, &src[..cut]));
+                rest[0] = (dst + cut as u64, &src[cut..]);
+            }
+            return rest;
+        }
+        seen += len;
+    }
+    Vec::new()
 }
 
 /// Allocates the pages that are about to be written in one go (MADV_POPULATE_WRITE), which
@@ -583,6 +628,18 @@ mod tests {
         assert!(refusal(entry("/[aio] (deleted)", &["rd"])).contains("asynchronous I/O"));
         assert!(refusal(entry("anon_inode:[io_uring]", &["rd"])).contains("kernel object"));
         assert!(refusal(entry("/SYSV0000002a (deleted)", &["rd"])).contains("System V"));
+    }
+
+    #[test]
+    fn split_half_cuts_at_a_page() {
+        let data = vec![0u8; 10 * PS];
+        let mut jobs: Vec<(u64, &[u8])> = vec![(0x1000, &data[..2 * PS]), (0x10000, &data[2 * PS..])];
+        let rest = split_half(&mut jobs, 5 * PAGE_SIZE);
+        assert_eq!(jobs.len(), 2);
+        assert_eq!((jobs[1].0, jobs[1].1.len()), (0x10000, 3 * PS));
+        assert_eq!((rest[0].0, rest[0].1.len()), (0x10000 + 3 * PAGE_SIZE, 5 * PS));
+        let total: usize = jobs.iter().chain(&rest).map(|(_, s)| s.len()).sum();
+        assert_eq!(total, 10 * PS);
     }
 
     #[test]
