@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use stasis::image::{self, RecordKind};
-use stasis_fuzz::{LoadInput, payload, sample, sample_pages};
+use stasis_fuzz::{LoadInput, pages_file, payload, sample};
 
 fn main() {
     let img = sample();
@@ -25,7 +25,8 @@ fn main() {
 
     let load = root.join("load_image");
     fs::create_dir_all(&load).unwrap();
-    let pages = sample_pages();
+    // The whole pages.img: its first byte is odd, so `LoadInput` takes it as is.
+    let pages = pages_file();
     let input = LoadInput {
         inventory: payload(&inventory),
         core: payload(&core),

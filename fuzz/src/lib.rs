@@ -1,15 +1,13 @@
 //! Shared by the fuzz targets and the seed generator: a valid sample image, raw framing, and
 //! the input layout of `load_image`.
 
-use stasis::image::{
-    self, AltStack, Core, Creds, Fd, FdKind, Fds, FileKind, FileRecord, HEADER_LEN, Image, Inventory, Mm, MmMeta,
-    PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, PageRun, PageSource, PagesInfo, ProcessEntry, ProcessImage,
-    RecordKind, Rlimit, Rseq, ShmemKind, ShmemObject, SigAction, ThreadCore, Vma, VmaKind, vmflags,
-};
+use stasis::image::{self, HEADER_LEN, PAGE_SIZE, PagesInfo, RecordKind};
 
-pub const SAMPLE_PID: i32 = 4242;
-/// Pages stored by the sample image.
-pub const SAMPLE_PAGES: u64 = 2;
+// The sample image is the one tests/image_format.rs checks: one copy for both.
+#[path = "../../tests/common/sample_image.rs"]
+mod sample_image;
+
+pub use sample_image::{PID as SAMPLE_PID, pages_file, sample};
 
 /// `payload` behind a correct header of `kind` (what `image::encode` writes, for any bytes).
 pub fn frame(kind: RecordKind, payload: &[u8]) -> Vec<u8> {
@@ -26,254 +24,6 @@ pub fn frame(kind: RecordKind, payload: &[u8]) -> Vec<u8> {
 /// The CBOR payload of an encoded record: `image::encode` without the header.
 pub fn payload(encoded: &[u8]) -> &[u8] {
     &encoded[HEADER_LEN..]
-}
-
-/// The stored pages of the sample (the first byte even: see `LoadInput::pages`).
-pub fn sample_pages() -> Vec<u8> {
-    (0..SAMPLE_PAGES * PAGE_SIZE).map(|i| (i % 251) as u8 + 2).collect()
-}
-
-fn run(first: u64, count: u64, source: PageSource) -> PageRun {
-    PageRun { first, count, source }
-}
-
-fn vma(start: u64, end: u64, prot: u32, shared: bool, kind: VmaKind, pages: Vec<PageRun>) -> Vma {
-    Vma {
-        start,
-        end,
-        prot,
-        shared,
-        flags: 0,
-        kind,
-        pages,
-    }
-}
-
-fn siginfo(signo: i32) -> Vec<u8> {
-    let mut s = vec![0u8; 128];
-    s[..4].copy_from_slice(&signo.to_le_bytes());
-    s
-}
-
-/// A small valid image using every record type and variant.
-pub fn sample() -> Image {
-    use PageSource::{Data, Zero};
-    let file = |path: &str, kind| FileRecord {
-        path: path.into(),
-        kind,
-        size: 8192,
-        mtime_ns: 1,
-        rdev: 0,
-    };
-    let mut stack = vma(
-        0x7ffd_0000_0000,
-        0x7ffd_0000_4000,
-        PROT_READ | PROT_WRITE,
-        false,
-        VmaKind::Stack,
-        vec![run(2, 1, Zero), run(3, 1, Data { at: 1 })],
-    );
-    stack.flags = vmflags::GROWSDOWN;
-    let vmas = vec![
-        vma(
-            0x40_0000,
-            0x40_2000,
-            PROT_READ | PROT_EXEC,
-            false,
-            VmaKind::File { file: 0, pgoff: 0 },
-            vec![run(1, 1, Zero)],
-        ),
-        vma(
-            0x60_0000,
-            0x60_2000,
-            PROT_READ | PROT_WRITE,
-            false,
-            VmaKind::Heap,
-            vec![run(0, 1, Data { at: 0 })],
-        ),
-        vma(
-            0x7f00_0000_0000,
-            0x7f00_0000_1000,
-            PROT_READ,
-            false,
-            VmaKind::Anon,
-            vec![],
-        ),
-        vma(
-            0x7f00_0001_0000,
-            0x7f00_0001_2000,
-            PROT_READ | PROT_WRITE,
-            true,
-            VmaKind::Shmem { object: 0, pgoff: 0 },
-            vec![],
-        ),
-        vma(
-            0x7f00_0002_0000,
-            0x7f00_0002_1000,
-            PROT_READ,
-            true,
-            VmaKind::File { file: 0, pgoff: 1 },
-            vec![],
-        ),
-        stack,
-        vma(
-            0x7ffd_0010_0000,
-            0x7ffd_0010_4000,
-            PROT_READ,
-            false,
-            VmaKind::Vvar { name: "[vvar]".into() },
-            vec![],
-        ),
-        vma(
-            0x7ffd_0010_4000,
-            0x7ffd_0010_6000,
-            PROT_READ | PROT_EXEC,
-            false,
-            VmaKind::Vdso,
-            vec![],
-        ),
-    ];
-    let core = Core {
-        pid: SAMPLE_PID,
-        comm: "sample".into(),
-        sid: 1,
-        pgid: SAMPLE_PID,
-        personality: 0,
-        umask: 0o022,
-        cwd: "/tmp".into(),
-        root: "/".into(),
-        creds: Creds {
-            uid: [1000; 4],
-            gid: [1000; 4],
-            groups: vec![1000],
-        },
-        rlimits: vec![Rlimit {
-            resource: 7,
-            cur: 1024,
-            max: 4096,
-        }],
-        pdeathsig: 0,
-        sigactions: vec![SigAction {
-            sig: 10,
-            handler: 0x40_0100,
-            flags: 0x0400_0004,
-            restorer: 0x40_0200,
-            mask: 0,
-        }],
-        shared_pending: vec![siginfo(10)],
-        mm: MmMeta {
-            start_code: 0x40_0000,
-            end_code: 0x40_2000,
-            start_data: 0x40_2000,
-            end_data: 0x40_2000,
-            start_brk: 0x60_0000,
-            brk: 0x60_2000,
-            start_stack: 0x7ffd_0000_3ff0,
-            arg_start: 0x7ffd_0000_3f00,
-            arg_end: 0x7ffd_0000_3f10,
-            env_start: 0x7ffd_0000_3f10,
-            env_end: 0x7ffd_0000_3f20,
-            auxv: vec![6, 4096, 33, 0x7ffd_0010_4000, 0, 0],
-            exe_file: 0,
-        },
-        threads: vec![ThreadCore {
-            tid: SAMPLE_PID,
-            regs: (0..27).collect(),
-            xstate: vec![0x5a; 640],
-            sigmask: 1 << 11,
-            pending: vec![siginfo(12)],
-            altstack: AltStack {
-                sp: 0,
-                flags: 2,
-                size: 0,
-            },
-            clear_child_tid: 0,
-            robust_list: (0x7f00_0000_0100, 24),
-            rseq: Some(Rseq {
-                ptr: 0x7f00_0000_0200,
-                size: 32,
-                signature: 0x5305_3053,
-            }),
-        }],
-    };
-    let fds = Fds {
-        fds: vec![
-            Fd {
-                fd: 0,
-                cloexec: false,
-                kind: FdKind::Tty { flags: 2 },
-            },
-            Fd {
-                fd: 3,
-                cloexec: true,
-                kind: FdKind::Path {
-                    file: 1,
-                    flags: 0o2001,
-                    pos: 10,
-                },
-            },
-            Fd {
-                fd: 4,
-                cloexec: false,
-                kind: FdKind::Path {
-                    file: 2,
-                    flags: 0,
-                    pos: 0,
-                },
-            },
-        ],
-    };
-    Image {
-        inventory: Inventory {
-            tool_version: "0.1.0".into(),
-            kernel: "6.18.0".into(),
-            arch: std::env::consts::ARCH.into(),
-            page_size: PAGE_SIZE,
-            created_unix_ms: 1,
-            root_pid: SAMPLE_PID,
-            processes: vec![ProcessEntry {
-                pid: SAMPLE_PID,
-                ppid: 1,
-            }],
-            files: vec![
-                file("/usr/bin/sample", FileKind::Regular),
-                file("/tmp/log", FileKind::Regular),
-                FileRecord {
-                    path: "/dev/null".into(),
-                    kind: FileKind::CharDevice,
-                    size: 0,
-                    mtime_ns: 0,
-                    rdev: 259,
-                },
-                file("/tmp", FileKind::Directory),
-            ],
-            shmem: vec![
-                ShmemObject {
-                    kind: ShmemKind::SharedAnon,
-                    inode: 7,
-                    size: 2 * PAGE_SIZE,
-                    pages: vec![run(1, 1, Zero)],
-                },
-                ShmemObject {
-                    kind: ShmemKind::Memfd { name: "m".into() },
-                    inode: 8,
-                    size: PAGE_SIZE,
-                    pages: vec![run(0, 1, Data { at: 1 })],
-                },
-            ],
-            pages: PagesInfo {
-                count: SAMPLE_PAGES,
-                checksum: image::checksum(&sample_pages()),
-            },
-            parent: None,
-            shell_job: true,
-        },
-        processes: vec![ProcessImage {
-            core,
-            mm: Mm { vmas },
-            fds,
-        }],
-    }
 }
 
 /// The input of `load_image`: four metadata payloads and a pages blob.
@@ -350,6 +100,8 @@ impl<'a> LoadInput<'a> {
 
 #[cfg(test)]
 mod tests {
+    use stasis::image::Inventory;
+
     use super::*;
 
     #[test]
@@ -368,7 +120,8 @@ mod tests {
             image::encode(RecordKind::Mm, &p.mm),
             image::encode(RecordKind::Fds, &p.fds),
         ];
-        let pages = sample_pages();
+        // The whole pages.img: its first byte (of the magic) is odd, so it is taken as is.
+        let pages = pages_file();
         let joined = LoadInput {
             inventory: payload(&encoded[0]),
             core: payload(&encoded[1]),
@@ -385,9 +138,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inventory, img.inventory);
-        let (file, info) = input.pages_file();
-        assert_eq!(info, img.inventory.pages);
-        image::verify_pages(&file, &info).unwrap();
+        let (file, _) = input.pages_file();
+        assert_eq!(file, pages);
+        image::verify_pages(&file, &img.inventory.pages).unwrap();
     }
 
     #[test]

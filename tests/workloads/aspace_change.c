@@ -11,24 +11,17 @@
  * Protocol: "ready <pid>\n" then SIGTERM -> "PASS\n" (0) or "FAIL: ...\n" (1).
  */
 #define _GNU_SOURCE
-#include <errno.h>
+#include "wl.h"
+
 #include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #define BASE 0x300000000000UL
 #define PAGE 4096UL
 #define MAX_MAPS 20000
 
-static volatile sig_atomic_t got_term;
 static volatile int stop_mapper;
-static void on_term(int sig) { (void)sig; got_term = 1; }
 
 static int mapper(void *arg)
 {

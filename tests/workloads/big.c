@@ -11,46 +11,10 @@
  * Build: gcc -O1 -g -o big big.c
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "wl.h"
+
 #include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
-
-static void out(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof buf)
-		n = sizeof buf - 1;
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= w;
-	}
-}
-
-#define FAIL(...) do { out("FAIL: " __VA_ARGS__); out("\n"); exit(1); } while (0)
-#define SETUP_FAIL(...) do { out("FAIL: setup: " __VA_ARGS__); out("\n"); exit(2); } while (0)
-
-static volatile sig_atomic_t got_term;
-static void on_term(int sig) { (void)sig; got_term = 1; }
 
 static double now(void)
 {
@@ -80,17 +44,9 @@ int main(int argc, char **argv)
 	if (*end || mib == 0)
 		SETUP_FAIL("bad SIZE_MIB \"%s\"", argv[2]);
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL))
-		SETUP_FAIL("sigaction: %s", strerror(errno));
-	sigset_t term, waitmask;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, &waitmask);
-	sigdelset(&waitmask, SIGTERM);
+	wl_catch_term();
+	sigset_t waitmask;
+	wl_block_term(&waitmask);
 
 	size_t len = mib << 20, words = len / 8;
 	/* MAP_POPULATE: prefaulting in the kernel is much cheaper than 4 KiB write faults */

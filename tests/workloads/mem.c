@@ -40,62 +40,17 @@
  * Build: gcc -O1 -g -o mem mem.c
  */
 #define _GNU_SOURCE
-#include <errno.h>
+#include "wl.h"
+
 #include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
 #define PG 4096UL
-
-static volatile sig_atomic_t got_term;
-static void on_term(int sig) { (void)sig; got_term = 1; }
-
-static void out(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof buf)
-		n = sizeof buf - 1;
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= w;
-	}
-}
-
-#define FAIL(...) do { out("FAIL: " __VA_ARGS__); out("\n"); exit(1); } while (0)
-#define SETUP_FAIL(...) do { out("FAIL: setup: " __VA_ARGS__); out("\n"); exit(2); } while (0)
-
-/* Counter-based pattern: word i of stream `seed`. Random access. */
-static inline uint64_t pat(uint64_t seed, uint64_t i)
-{
-	uint64_t z = seed * 0x9E3779B97F4A7C15ULL + i * 0xBF58476D1CE4E5B9ULL + 0x632BE59BD9B4E5ULL;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
 
 static void fill(void *p, size_t len, uint64_t seed)
 {
@@ -713,17 +668,9 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		SETUP_FAIL("usage: mem DIR");
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL))
-		SETUP_FAIL("sigaction: %s", strerror(errno));
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, &old);
-	sigdelset(&old, SIGTERM);
+	wl_catch_term();
+	sigset_t old;
+	wl_block_term(&old);
 
 	setup(argv[1]);
 

@@ -23,54 +23,14 @@
  * Build: gcc -O1 -g -o regs regs.c
  */
 #define _GNU_SOURCE
+#include "wl.h"
+
 #include <asm/prctl.h>
-#include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
 #if !defined(__x86_64__)
 #error "regs.c is x86-64 only"
 #endif
-
-static void out(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof buf)
-		n = sizeof buf - 1;
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= w;
-	}
-}
-
-#define FAIL(...) do { out("FAIL: " __VA_ARGS__); out("\n"); exit(1); } while (0)
-
-static inline uint64_t pat(uint64_t seed, uint64_t i)
-{
-	uint64_t z = seed * 0x9E3779B97F4A7C15ULL + i * 0xBF58476D1CE4E5B9ULL + 0x632BE59BD9B4E5ULL;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
 
 /* Globals referenced by name from the asm (external linkage on purpose). */
 volatile sig_atomic_t wl_got_term;
@@ -92,7 +52,8 @@ static const char *const gpr_names[14] = {
 
 static __thread uint64_t tls_pat[16];
 
-static void on_term(int sig) { (void)sig; wl_got_term = 1; }
+/* not wl.h's on_term: the spin loop in the asm reads wl_got_term */
+static void on_term_asm(int sig) { (void)sig; wl_got_term = 1; }
 
 /* ---- asm fragments ---- */
 #define WRITE_READY \
@@ -186,7 +147,7 @@ int main(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;
+	sa.sa_handler = on_term_asm;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL)) {
 		out("FAIL: setup: sigaction: %s\n", strerror(errno));

@@ -26,55 +26,11 @@
  * Build: gcc -O1 -g -o restart restart.c
  */
 #define _GNU_SOURCE
-#include <errno.h>
+#include "wl.h"
+
 #include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/select.h>
 #include <time.h>
-#include <unistd.h>
-
-static void out(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof buf)
-		n = sizeof buf - 1;
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= w;
-	}
-}
-
-#define FAIL(...) do { out("FAIL: " __VA_ARGS__); out("\n"); exit(1); } while (0)
-#define SETUP_FAIL(...) do { out("FAIL: setup: " __VA_ARGS__); out("\n"); exit(2); } while (0)
-
-static inline uint64_t pat(uint64_t seed, uint64_t i)
-{
-	uint64_t z = seed * 0x9E3779B97F4A7C15ULL + i * 0xBF58476D1CE4E5B9ULL + 0x632BE59BD9B4E5ULL;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static volatile sig_atomic_t got_term;
-static void on_term(int sig) { (void)sig; got_term = 1; }
 
 static volatile uint64_t counter;
 static uint64_t lines_read; /* read mode: wait calls that returned data */
@@ -121,13 +77,7 @@ int main(int argc, char **argv)
 	if (m < 0)
 		SETUP_FAIL("unknown mode \"%s\"", mode);
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;
-	sa.sa_flags = 0; /* no SA_RESTART: SIGTERM must interrupt with EINTR */
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL))
-		SETUP_FAIL("sigaction: %s", strerror(errno));
+	wl_catch_term(); /* no SA_RESTART: SIGTERM must interrupt with EINTR */
 
 	volatile uint64_t canary[512];
 	for (int i = 0; i < 512; i++)
@@ -135,13 +85,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 1000000; i++)
 		counter++;
 
-	sigset_t term, waitmask;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	if (!strcmp(mode, "sigsuspend")) {
-		sigprocmask(SIG_BLOCK, &term, &waitmask);
-		sigdelset(&waitmask, SIGTERM);
-	}
+	sigset_t waitmask;
+	if (!strcmp(mode, "sigsuspend"))
+		wl_block_term(&waitmask);
 
 	out("ready %d\n", (int)getpid());
 

@@ -37,51 +37,10 @@
  * Build: gcc -O1 -g -o signals signals.c
  */
 #define _GNU_SOURCE
-#include <errno.h>
+#include "wl.h"
+
 #include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
-#include <unistd.h>
-
-static void out(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof buf)
-		n = sizeof buf - 1;
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= w;
-	}
-}
-
-#define FAIL(...) do { out("FAIL: " __VA_ARGS__); out("\n"); exit(1); } while (0)
-#define SETUP_FAIL(...) do { out("FAIL: setup: " __VA_ARGS__); out("\n"); exit(2); } while (0)
-
-static inline uint64_t pat(uint64_t seed, uint64_t i)
-{
-	uint64_t z = seed * 0x9E3779B97F4A7C15ULL + i * 0xBF58476D1CE4E5B9ULL + 0x632BE59BD9B4E5ULL;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
 
 /* kernel's struct sigaction for rt_sigaction on x86-64 */
 struct ksigaction {
@@ -117,15 +76,12 @@ static uint64_t k_pending(void)
 #define SA_RESTORER 0x04000000
 #endif
 
-static volatile sig_atomic_t got_term;
 static volatile int usr1_count, usr1_code, usr1_pid, usr1_saw_usr1_blocked, usr1_saw_usr2_blocked;
 static volatile int usr2_count, usr2_saw_usr2_blocked;
 static volatile int rt_count, rt_code[4], rt_pid[4];
 static volatile intptr_t rt_val[4];
 static volatile int alrm_count, alrm_onstack_flag;
 static volatile uintptr_t alrm_local_addr;
-
-static void h_term(int sig) { (void)sig; got_term = 1; }
 
 static void h_usr1(int sig, siginfo_t *si, void *uc)
 {
@@ -239,7 +195,7 @@ int main(void)
 	install(SIGALRM, h_alrm, NULL, SA_ONSTACK, NULL);
 	install(SIGPIPE, SIG_IGN, NULL, 0, NULL);
 	install(SIGHUP, SIG_DFL, NULL, 0, NULL);
-	install(SIGTERM, h_term, NULL, 0, NULL);
+	install(SIGTERM, on_term, NULL, 0, NULL);
 
 	/* blocked mask */
 	sigset_t blk, waitmask;
