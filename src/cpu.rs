@@ -5,12 +5,8 @@ use crate::error::{Error, Result};
 use crate::remote::{self, Tracee};
 use crate::sys::{self, UserRegs};
 
-const ERESTARTSYS: i64 = -512;
-const ERESTARTNOINTR: i64 = -513;
 const ERESTARTNOHAND: i64 = -514;
 const ERESTART_RESTARTBLOCK: i64 = -516;
-/// Length of the `syscall` instruction: a restarted syscall resumes at rip - 2.
-const SYSCALL_INSN_LEN: u64 = 2;
 
 /// Registers (as image words) and XSAVE area of a stopped thread; `regs` are the ones it
 /// stopped with, taken before anything was injected.
@@ -23,53 +19,35 @@ pub fn dump(t: &Tracee, regs: &UserRegs) -> Result<(Vec<u64>, Vec<u8>)> {
     Ok((remote::regs_to_words(regs), xstate))
 }
 
-/// Where the thread goes on after stasis lets it go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resume {
-    /// The same task (dump --leave-running): the kernel still holds its restart block.
-    SameTask,
-    /// A restored task: no kernel state of the interrupted syscall survives.
-    Restored,
-}
-
-/// The registers to resume with. A task stopped inside an interrupted syscall has rax set to
-/// an internal -ERESTART* code that the kernel would have turned into "execute the syscall
-/// again" on its way back to user space; stasis resumes it from a syscall stop, where that
-/// no longer happens, so it does the same here.
-pub fn resume_regs(words: &[u64], how: Resume) -> UserRegs {
+/// The registers a restored thread resumes with: the ones it was dumped with, so that the
+/// kernel's own syscall-restart logic (run when the thread leaves its last stop, see
+/// [`Tracee::park`]) decides, as it would have, between running an interrupted syscall again
+/// and returning EINTR to a signal handler.
+///
+/// One case differs: -ERESTART_RESTARTBLOCK asks the kernel to resume through the restart
+/// block of the task (nanosleep's remaining time, say), which a new process does not have.
+/// It becomes -ERESTARTNOHAND: the original syscall runs again with its original arguments
+/// (a relative sleep starts over instead of failing), or EINTR if a handler runs first —
+/// what the restart block would have given. A thread dumped while already inside
+/// restart_syscall (orig_rax 219) cannot be helped: that syscall returns EINTR.
+pub fn resume_regs(words: &[u64]) -> UserRegs {
     let mut r = remote::regs_from_words(words);
-    if (r.orig_rax as i64) >= 0 {
-        match r.rax as i64 {
-            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => {
-                r.rax = r.orig_rax;
-                r.rip -= SYSCALL_INSN_LEN;
-            }
-            ERESTART_RESTARTBLOCK => {
-                // The same task resumes through restart_syscall, which finds its remaining
-                // time in the kernel; a restored one runs the original syscall again with
-                // its original arguments (a relative sleep starts over, never returns early).
-                r.rax = match how {
-                    Resume::SameTask => libc::SYS_restart_syscall as u64,
-                    Resume::Restored => r.orig_rax,
-                };
-                r.rip -= SYSCALL_INSN_LEN;
-            }
-            _ => {}
-        }
+    if (r.orig_rax as i64) >= 0 && r.rax as i64 == ERESTART_RESTARTBLOCK {
+        r.rax = ERESTARTNOHAND as u64;
     }
     r
 }
 
-/// Puts the final registers and XSAVE area into a thread at its last stop.
-pub fn restore(t: &mut Tracee, words: &[u64], xstate: &[u8], how: Resume) -> Result<()> {
-    sys::ptrace_set_xstate(t.pid, xstate).map_err(|e| Error::Restore(format!("setting the FPU/AVX state: {e}")))?;
-    let regs = resume_regs(words, how);
-    t.set_regs(&regs)
+/// Puts a restored thread's XSAVE area back.
+pub fn restore_xstate(t: &Tracee, xstate: &[u8]) -> Result<()> {
+    sys::ptrace_set_xstate(t.pid, xstate).map_err(|e| Error::Restore(format!("setting the FPU/AVX state: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ERESTARTSYS: i64 = -512;
 
     fn words(rax: i64, orig: i64, rip: u64) -> Vec<u64> {
         let mut w = vec![0u64; 27];
@@ -80,17 +58,17 @@ mod tests {
     }
 
     #[test]
-    fn interrupted_syscalls_restart() {
-        let r = resume_regs(&words(ERESTARTNOHAND, 34, 0x1002), Resume::Restored);
-        assert_eq!((r.rax, r.rip), (34, 0x1000));
-        let r = resume_regs(&words(ERESTART_RESTARTBLOCK, 230, 0x1002), Resume::Restored);
-        assert_eq!((r.rax, r.rip), (230, 0x1000));
-        let r = resume_regs(&words(ERESTART_RESTARTBLOCK, 230, 0x1002), Resume::SameTask);
-        assert_eq!((r.rax, r.rip), (libc::SYS_restart_syscall as u64, 0x1000));
-        // A finished syscall or user code is left alone.
-        let r = resume_regs(&words(-4, 0, 0x1002), Resume::Restored);
-        assert_eq!((r.rax as i64, r.rip), (-4, 0x1002));
-        let r = resume_regs(&words(ERESTARTSYS, -1, 0x1002), Resume::Restored);
-        assert_eq!(r.rip, 0x1002);
+    fn only_the_restart_block_is_rewritten() {
+        let r = resume_regs(&words(ERESTART_RESTARTBLOCK, 230, 0x1002));
+        assert_eq!((r.rax as i64, r.orig_rax, r.rip), (ERESTARTNOHAND, 230, 0x1002));
+        for (rax, orig) in [
+            (ERESTARTNOHAND, 34),
+            (ERESTARTSYS, 0),
+            (-4, 0),
+            (ERESTART_RESTARTBLOCK, -1),
+        ] {
+            let r = resume_regs(&words(rax, orig, 0x1002));
+            assert_eq!((r.rax as i64, r.orig_rax as i64, r.rip), (rax, orig, 0x1002));
+        }
     }
 }

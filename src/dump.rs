@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info};
 
-use crate::cpu::{self, Resume};
+use crate::cpu;
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::files::{self, FileTable};
@@ -104,6 +104,7 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
             reason: format!("it is being traced by process {}", status.tracer_pid),
         });
     }
+    memory::refuse_shared_mm(pid, &procfs::read_stat(pid)?)?;
     memory::plan(pid, &procfs::read_smaps(pid)?, &mut FileTable::default())?;
     files::dump(pid, opts.shell_job, &mut FileTable::default())?;
     prepare_dir(&opts.dir)?;
@@ -141,12 +142,11 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
 
 /// Puts the task back exactly as it was and lets it go.
 fn cure(mut t: Tracee, orig_regs: &sys::UserRegs, mask: u64) -> Result<()> {
-    if t.regs_dirty() {
-        let regs = cpu::resume_regs(&crate::remote::regs_to_words(orig_regs), Resume::SameTask);
-        t.set_regs(&regs)?;
-    }
-    sys::ptrace_set_sigmask(t.pid, mask).ctx(|| "restoring the signal mask")?;
-    t.detach(0)
+    // The mask first: whatever fails after it, the kernel detaches the task when stasis exits.
+    let masked = sys::ptrace_set_sigmask(t.pid, mask).ctx(|| "restoring the signal mask");
+    let parked = if t.regs_dirty() { t.park(orig_regs) } else { Ok(()) };
+    let detached = t.detach(0);
+    masked.and(parked).and(detached)
 }
 
 fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<DumpSummary> {
@@ -177,12 +177,10 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     let unmapped = t.syscall("munmap(scratch)", libc::SYS_munmap, &[scratch, PAGE_SIZE as u64]);
     let ((actions, altstack), injected) = asked?;
     unmapped?;
-    // From here on the task could go on at any moment without harm.
-    t.set_regs(&cpu::resume_regs(
-        &crate::remote::regs_to_words(&orig_regs),
-        Resume::SameTask,
-    ))?;
+    // From here on the task could go on at any moment without harm: it is parked where the
+    // kernel would resume it exactly as it was.
     sys::ptrace_set_sigmask(pid, orig_mask).ctx(|| "restoring the signal mask")?;
+    t.park(&orig_regs)?;
     debug!(pid, handlers = actions.len(), "asked the task");
 
     // 4. From outside.
@@ -211,7 +209,7 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     if now.len() != smaps.len() || !now.iter().zip(&smaps).all(|(a, b)| a.same_layout(b)) {
         return Err(Error::Target {
             pid,
-            reason: "its address space changed during the dump (shared with another process?)".into(),
+            reason: "its address space changed during the dump".into(),
         });
     }
     let t3 = std::time::Instant::now();

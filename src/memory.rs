@@ -200,6 +200,32 @@ pub fn plan(pid: Pid, entries: &[MapEntry], files: &mut FileTable) -> Result<Mem
     Ok(MemPlan { vmas, objects })
 }
 
+/// Refuses a process whose address space another process shares (clone with CLONE_VM, or a
+/// vfork parent): that one could change it while it is being dumped. Candidates are the
+/// processes with the same code, stack and brk start; kcmp confirms.
+pub fn refuse_shared_mm(pid: Pid, stat: &crate::procfs::Stat) -> Result<()> {
+    let key = (stat.start_code, stat.end_code, stat.start_stack, stat.start_brk);
+    let Ok(dir) = fs::read_dir("/proc") else { return Ok(()) };
+    for other in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<Pid>().ok())
+    {
+        if other == pid {
+            continue;
+        }
+        let Ok(o) = crate::procfs::read_stat(other) else {
+            continue;
+        };
+        if (o.start_code, o.end_code, o.start_stack, o.start_brk) == key && sys::same_mm(pid, other).unwrap_or(false) {
+            return Err(Error::Unsupported {
+                pid,
+                reason: format!("process {other} shares its address space (clone with CLONE_VM or vfork)"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Finds the pages to store; returns how many there are at most. Never faults a page in.
 pub fn scan(pid: Pid, plan: &mut MemPlan) -> Result<u64> {
     let pagemap = File::open(format!("/proc/{pid}/pagemap")).ctx(|| format!("process {pid}: opening pagemap"))?;

@@ -225,7 +225,38 @@ impl Tracee {
         Ok(buf)
     }
 
-    /// Whether registers were changed by injected syscalls since the stop.
+    /// Leaves the task in a job-control stop on its way back to user space, with `regs`:
+    /// from there, whatever happens next (stasis detaching, or dying and the kernel detaching
+    /// it) runs the kernel's own signal and syscall-restart logic on those registers, as if
+    /// the task had never stopped. After injected syscalls the task sits at a syscall-exit
+    /// stop, where resuming would skip that logic (and a signal arriving just then would be
+    /// handled as if no syscall had been interrupted).
+    pub fn park(&mut self, regs: &UserRegs) -> Result<()> {
+        let pid = self.pid;
+        self.set_regs(regs)?;
+        sys::ptrace_interrupt(pid).map_err(|e| remote_err(pid, "PTRACE_INTERRUPT", e))?;
+        sys::ptrace_cont(pid, 0).map_err(|e| remote_err(pid, "PTRACE_CONT", e))?;
+        loop {
+            match sys::waitpid(pid, 0).map_err(|e| remote_err(pid, "waitpid", e))? {
+                Some(WaitStatus::Stopped { event, .. }) if event == libc::PTRACE_EVENT_STOP => break,
+                Some(WaitStatus::Stopped { sig, .. }) => {
+                    // A signal on its way: deliver it; the interrupt stops the task after.
+                    sys::ptrace_cont(pid, sig).map_err(|e| remote_err(pid, "PTRACE_CONT", e))?;
+                }
+                Some(WaitStatus::Exited(_) | WaitStatus::Signaled(_)) => {
+                    return Err(Error::Target {
+                        pid,
+                        reason: "ended while being let go".into(),
+                    });
+                }
+                None => {}
+            }
+        }
+        self.regs_dirty = false;
+        Ok(())
+    }
+
+    /// Whether registers were changed by injected syscalls since the task was parked.
     pub fn regs_dirty(&self) -> bool {
         self.regs_dirty
     }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::{debug, info};
 
-use crate::cpu::{self, Resume};
+use crate::cpu;
 use crate::dump::{is_special, locate_syscall, pick_gap};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
@@ -421,9 +421,9 @@ fn build(t: &mut Tracee, p: &ProcessImage, plan: &FdPlan, pages: &[u8]) -> Resul
     for (_, from, len) in unwanted {
         t.syscall("munmap", libc::SYS_munmap, &[from, len])?;
     }
-    cpu::restore(t, &th.regs, &th.xstate, Resume::Restored)?;
+    cpu::restore_xstate(t, &th.xstate)?;
     sys::ptrace_set_sigmask(pid, th.sigmask).ctx(|| "setting the signal mask")?;
-    Ok(())
+    t.park(&cpu::resume_regs(&th.regs))
 }
 
 fn mremap(t: &mut Tracee, from: u64, len: u64, to: u64) -> Result<()> {

@@ -568,6 +568,14 @@ pub fn ensure_nofile(need: u64) -> io::Result<()> {
     check_int(unsafe { libc::prlimit64(0, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) }).map(drop)
 }
 
+/// Whether two processes share one address space (kcmp KCMP_VM).
+pub fn same_mm(a: Pid, b: Pid) -> io::Result<bool> {
+    const KCMP_VM: u64 = 1;
+    // SAFETY: plain syscall with integer arguments.
+    let r = check(unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_VM, 0u64, 0u64) })?;
+    Ok(r == 0)
+}
+
 pub fn get_robust_list(pid: Pid) -> io::Result<(u64, u64)> {
     let mut head: u64 = 0;
     let mut len: usize = 0;

@@ -5,13 +5,14 @@
  *
  * The process starts a second process that shares its memory (clone with CLONE_VM, not a
  * thread) and keeps mapping new pages at new addresses, unmapping them all every 20000, so
- * /proc/PID/maps is never the same twice. A dump must notice and fail cleanly; afterwards
- * the process must be as it was. On SIGTERM: stops the mapper, checks a 1 MiB pattern,
- * prints PASS or FAIL: reason.
+ * /proc/PID/maps is never the same twice. A dump must refuse it cleanly (the other process
+ * could change the memory while it is copied); afterwards the process must be as it was. On
+ * SIGTERM: stops the mapper, checks a 1 MiB pattern, prints PASS or FAIL: reason.
  * Protocol: "ready <pid>\n" then SIGTERM -> "PASS\n" (0) or "FAIL: ...\n" (1).
  */
 #define _GNU_SOURCE
 #include "wl.h"
+#include <sys/prctl.h>
 
 #include <sched.h>
 #include <sys/mman.h>
@@ -26,6 +27,10 @@ static volatile int stop_mapper;
 static int mapper(void *arg)
 {
 	(void)arg;
+	/* Never outlive the main process (a test that kills it must not leave us spinning). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(0);
 	while (!stop_mapper) {
 		for (unsigned long i = 0; i < MAX_MAPS && !stop_mapper; i++)
 			mmap((void *)(BASE + i * 2 * PAGE), PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -56,6 +61,7 @@ int main(void)
 	while (!got_term)
 		pause();
 	stop_mapper = 1;
+	kill(child, SIGKILL); /* and if it did not see the flag, this stops it */
 	int st;
 	if (waitpid(child, &st, 0) != child) {
 		printf("FAIL: waitpid of the mapper: %s\n", strerror(errno));
