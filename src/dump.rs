@@ -98,6 +98,12 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
             ),
         });
     }
+    if status.seccomp != 0 {
+        return Err(Error::Unsupported {
+            pid,
+            reason: "it runs under seccomp, which stasis cannot restore yet (and which may kill it for the syscalls stasis runs in it)".into(),
+        });
+    }
     if status.tracer_pid != 0 {
         return Err(Error::Target {
             pid,
@@ -238,6 +244,7 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
         creds: state.creds,
         rlimits: state.rlimits,
         pdeathsig: injected.pdeathsig,
+        dumpable: injected.dumpable,
         sigactions: actions,
         shared_pending,
         mm: mm_meta,

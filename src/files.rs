@@ -10,6 +10,9 @@ use crate::image::{Fd, FdKind, Fds, FileKind, FileRecord};
 use crate::procfs;
 use crate::sys::{self, Pid};
 
+/// Character devices whose every open is the same: null, zero, full, random, urandom.
+const STATELESS_DEVICES: &[(u32, u32)] = &[(1, 3), (1, 5), (1, 7), (1, 8), (1, 9)];
+
 /// Files by path, each once.
 #[derive(Default)]
 pub struct FileTable {
@@ -87,6 +90,9 @@ pub fn dump(pid: Pid, shell_job: bool, table: &mut FileTable) -> Result<Fds> {
         }
         if ft.is_block_device() {
             return Err(refuse("block devices are not supported"));
+        }
+        if ft.is_char_device() && !STATELESS_DEVICES.contains(&(libc::major(meta.rdev()), libc::minor(meta.rdev()))) {
+            return Err(refuse("this device keeps state that reopening it would lose"));
         }
         let Some(file) = table.add(&link, &meta) else {
             return Err(refuse("this kind of file is not supported yet"));

@@ -206,6 +206,9 @@ pub struct Status {
     pub groups: Vec<u32>,
     pub threads: u64,
     pub tracer_pid: Pid,
+    pub seccomp: u32,
+    pub no_new_privs: bool,
+    pub caps: crate::image::Caps,
 }
 
 pub fn parse_status(text: &str) -> Option<Status> {
@@ -224,6 +227,13 @@ pub fn parse_status(text: &str) -> Option<Status> {
             "Groups" => st.groups = v.split_whitespace().map(|s| s.parse().ok()).collect::<Option<_>>()?,
             "Threads" => st.threads = v.parse().ok()?,
             "TracerPid" => st.tracer_pid = v.parse().ok()?,
+            "Seccomp" => st.seccomp = v.parse().ok()?,
+            "NoNewPrivs" => st.no_new_privs = v == "1",
+            "CapInh" => st.caps.inheritable = u64::from_str_radix(v, 16).ok()?,
+            "CapPrm" => st.caps.permitted = u64::from_str_radix(v, 16).ok()?,
+            "CapEff" => st.caps.effective = u64::from_str_radix(v, 16).ok()?,
+            "CapBnd" => st.caps.bounding = u64::from_str_radix(v, 16).ok()?,
+            "CapAmb" => st.caps.ambient = u64::from_str_radix(v, 16).ok()?,
             _ => {}
         }
     }
@@ -232,6 +242,30 @@ pub fn parse_status(text: &str) -> Option<Status> {
 
 pub fn read_status(pid: Pid) -> Result<Status> {
     parse_status(&read_text(pid, "status")?).ok_or_else(|| perr(pid, "status", "unparsable"))
+}
+
+/// /proc/PID/limits: (soft, hard) per resource, in resource-number order (RLIMIT_CPU
+/// first), unlimited as u64::MAX. Unlike prlimit, readable for any process root may trace.
+pub fn parse_limits(text: &str) -> Option<Vec<(u64, u64)>> {
+    let value = |v: &str| -> Option<u64> {
+        if v == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            v.parse().ok()
+        }
+    };
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            // "Max cpu time              unlimited            unlimited            seconds"
+            let fields: Vec<&str> = l.get(26..)?.split_whitespace().collect();
+            Some((value(fields.first()?)?, value(fields.get(1)?)?))
+        })
+        .collect()
+}
+
+pub fn read_limits(pid: Pid) -> Result<Vec<(u64, u64)>> {
+    parse_limits(&read_text(pid, "limits")?).ok_or_else(|| perr(pid, "limits", "unparsable"))
 }
 
 /// /proc/PID/auxv as (type, value) words, ending with AT_NULL.
@@ -329,6 +363,14 @@ VmFlags: rd wr mr mw me gd ac
         assert_eq!(s.comm, "a) b (c");
         assert_eq!((s.ppid, s.pgrp, s.session), (4, 5, 6));
         assert_eq!((s.start_code, s.env_end), (26, 51));
+    }
+
+    #[test]
+    fn parses_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max cpu time              unlimited            unlimited            seconds   \n\
+                    Max file size             1024                 2048                 bytes     \n";
+        assert_eq!(parse_limits(text).unwrap(), vec![(u64::MAX, u64::MAX), (1024, 2048)]);
     }
 
     #[test]

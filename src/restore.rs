@@ -298,7 +298,7 @@ fn child_setup(
     sys::close_range(0, svc as u32 - 1).ctx(|| "closing the restorer's fds")?;
     sys::close_range(svc as u32 + 3, u32::MAX).ctx(|| "closing the restorer's fds")?;
     let c = &p.core;
-    task::restore_in_child(c.pid, c.sid, c.pgid, c.umask, &c.cwd, &c.root, &c.comm)?;
+    task::restore_in_child(c.pid, c.sid, c.pgid, c.umask, &c.cwd, &c.comm)?;
     files::restore(&p.fds, &img.inventory.files, tty)?;
     let writable: Vec<bool> = (0..img.inventory.files.len())
         .map(|i| {
@@ -323,6 +323,7 @@ fn child_setup(
         let f = memory::create_object(o, pages)?;
         sys::move_fd(f, fd, true).ctx(|| "placing a shared memory fd")?;
     }
+    task::enter_root(&c.root)?;
     // Wait until the restorer traces us, so the stop below is seen.
     let mut b = [0u8; 1];
     sys::read_raw(svc + 1, &mut b).ctx(|| "waiting for the restorer")?;
@@ -412,7 +413,7 @@ fn build(t: &mut Tracee, p: &ProcessImage, plan: &FdPlan, pages: &[u8]) -> Resul
         t.syscall("close", libc::SYS_close, &[fd as u64])?;
     }
     task::restore_thread_links(t, th)?;
-    task::restore_process(t, scratch, c.personality, &c.rlimits, c.pdeathsig, &c.creds)?;
+    task::restore_process(t, scratch, c)?;
     memory::seal(t, vmas)?;
     // Last syscalls: the scratch page, then special mappings the process did not have (the
     // vdso last: the syscall instruction lives there).

@@ -35,11 +35,11 @@ pub fn dump_process(pid: Pid, stat: &Stat, status: &procfs::Status) -> Result<Pr
         file: "personality".into(),
         reason: format!("unparsable {pers:?}"),
     })?;
-    let mut rlimits = Vec::new();
-    for resource in 0..RLIMIT_COUNT {
-        let (cur, max) = sys::getrlimit(pid, resource).ctx(|| format!("process {pid}: prlimit({resource})"))?;
-        rlimits.push(Rlimit { resource, cur, max });
-    }
+    let rlimits: Vec<Rlimit> = procfs::read_limits(pid)?
+        .into_iter()
+        .zip(0..RLIMIT_COUNT)
+        .map(|((cur, max), resource)| Rlimit { resource, cur, max })
+        .collect();
     let mut comm = stat.comm.clone();
     comm.truncate(15);
     Ok(ProcessState {
@@ -54,6 +54,8 @@ pub fn dump_process(pid: Pid, stat: &Stat, status: &procfs::Status) -> Result<Pr
             uid: status.uid,
             gid: status.gid,
             groups: status.groups.clone(),
+            caps: status.caps,
+            no_new_privs: status.no_new_privs,
         },
         rlimits,
     })
@@ -62,6 +64,7 @@ pub fn dump_process(pid: Pid, stat: &Stat, status: &procfs::Status) -> Result<Pr
 /// What only the task itself can say: read by syscalls run inside it.
 pub struct Injected {
     pub pdeathsig: i32,
+    pub dumpable: i32,
     pub brk: u64,
     pub clear_child_tid: u64,
 }
@@ -80,8 +83,14 @@ pub fn dump_injected(t: &mut Tracee, scratch: u64) -> Result<Injected> {
     )?;
     let clear_child_tid = u64::from_ne_bytes(t.read_mem(scratch, 8)?.try_into().expect("8 bytes"));
     let brk = t.syscall("brk(0)", libc::SYS_brk, &[0])?;
+    let dumpable = t.syscall(
+        "prctl(PR_GET_DUMPABLE)",
+        libc::SYS_prctl,
+        &[libc::PR_GET_DUMPABLE as u64],
+    )? as i32;
     Ok(Injected {
         pdeathsig,
+        dumpable,
         brk,
         clear_child_tid,
     })
@@ -132,8 +141,9 @@ pub fn dump_mm(pid: Pid, stat: &Stat, brk: u64, files: &mut FileTable) -> Result
 // ------------------------------------------------------------------------------------------------
 // restore
 
-/// In the new process, before it stops: session, group, umask, cwd, root, name.
-pub fn restore_in_child(pid: Pid, sid: Pid, pgid: Pid, umask: u32, cwd: &str, root: &str, comm: &str) -> Result<()> {
+/// In the new process, before it stops: session, group, umask, cwd, name. The root comes
+/// last ([`enter_root`]): every path stasis opens is the restorer's.
+pub fn restore_in_child(pid: Pid, sid: Pid, pgid: Pid, umask: u32, cwd: &str, comm: &str) -> Result<()> {
     if sid == pid {
         sys::setsid().ctx(|| "setsid")?;
     } else if pgid == pid {
@@ -141,11 +151,17 @@ pub fn restore_in_child(pid: Pid, sid: Pid, pgid: Pid, umask: u32, cwd: &str, ro
     }
     sys::umask(umask);
     sys::chdir(cwd).ctx(|| format!("chdir to {cwd}"))?;
+    let name = sys::cstr(comm).ctx(|| "process name")?;
+    sys::prctl(libc::PR_SET_NAME, name.as_ptr() as u64, 0, 0, 0).ctx(|| "PR_SET_NAME")?;
+    Ok(())
+}
+
+/// In the new process, after everything it opens by path: its root directory (the cwd,
+/// already entered by its outside path, stays).
+pub fn enter_root(root: &str) -> Result<()> {
     if root != "/" {
         sys::chroot(root).ctx(|| format!("chroot to {root}"))?;
     }
-    let name = sys::cstr(comm).ctx(|| "process name")?;
-    sys::prctl(libc::PR_SET_NAME, name.as_ptr() as u64, 0, 0, 0).ctx(|| "PR_SET_NAME")?;
     Ok(())
 }
 
@@ -224,17 +240,11 @@ pub fn restore_thread_links(t: &mut Tracee, th: &ThreadCore) -> Result<()> {
     Ok(())
 }
 
-/// Personality, rlimits, parent-death signal and, last, credentials.
-pub fn restore_process(
-    t: &mut Tracee,
-    scratch: u64,
-    personality: u32,
-    rlimits: &[Rlimit],
-    pdeathsig: i32,
-    creds: &Creds,
-) -> Result<()> {
-    t.syscall("personality", libc::SYS_personality, &[personality as u64])?;
-    for r in rlimits {
+/// Personality, rlimits, then credentials: bounding set, ids and groups, capability sets,
+/// no_new_privs; then what a change of credentials resets: parent-death signal, dumpable.
+pub fn restore_process(t: &mut Tracee, scratch: u64, c: &crate::image::Core) -> Result<()> {
+    t.syscall("personality", libc::SYS_personality, &[c.personality as u64])?;
+    for r in &c.rlimits {
         let mut b = r.cur.to_ne_bytes().to_vec();
         b.extend_from_slice(&r.max.to_ne_bytes());
         t.write_mem(scratch, &b)?;
@@ -244,29 +254,86 @@ pub fn restore_process(
             &[0, r.resource as u64, scratch, 0],
         )?;
     }
+    restore_creds(t, scratch, &c.creds)?;
     t.syscall(
         "prctl(PR_SET_PDEATHSIG)",
         libc::SYS_prctl,
-        &[libc::PR_SET_PDEATHSIG as u64, pdeathsig as u64],
+        &[libc::PR_SET_PDEATHSIG as u64, c.pdeathsig as u64],
     )?;
-    if creds.uid.iter().chain(&creds.gid).any(|&id| id != 0) || !creds.groups.is_empty() {
-        let groups: Vec<u8> = creds.groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
-        t.write_mem(scratch, &groups)?;
-        t.syscall("setgroups", libc::SYS_setgroups, &[creds.groups.len() as u64, scratch])?;
-        let g = creds.gid;
+    // 2 (root-only core dumps) is the kernel's to set, not ours.
+    if c.dumpable < 2 {
         t.syscall(
-            "setresgid",
-            libc::SYS_setresgid,
-            &[g[0] as u64, g[1] as u64, g[2] as u64],
+            "prctl(PR_SET_DUMPABLE)",
+            libc::SYS_prctl,
+            &[libc::PR_SET_DUMPABLE as u64, c.dumpable as u64],
         )?;
-        t.syscall("setfsgid", libc::SYS_setfsgid, &[g[3] as u64])?;
-        let u = creds.uid;
+    }
+    Ok(())
+}
+
+fn restore_creds(t: &mut Tracee, scratch: u64, creds: &Creds) -> Result<()> {
+    const CAP_LAST: u64 = 63;
+    let caps = creds.caps;
+    // Dropping from the bounding set needs CAP_SETPCAP: while still the restorer's root.
+    for cap in (0..=CAP_LAST).filter(|c| caps.bounding & (1 << c) == 0) {
+        // Capabilities this kernel does not know fail with EINVAL: nothing to drop.
+        let _ = t.syscall_raw(libc::SYS_prctl, &[libc::PR_CAPBSET_DROP as u64, cap]);
+    }
+    // Keep the permitted set across the change of uid; capset trims it below.
+    t.syscall(
+        "prctl(PR_SET_KEEPCAPS)",
+        libc::SYS_prctl,
+        &[libc::PR_SET_KEEPCAPS as u64, 1],
+    )?;
+    let groups: Vec<u8> = creds.groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
+    t.write_mem(scratch, &groups)?;
+    t.syscall("setgroups", libc::SYS_setgroups, &[creds.groups.len() as u64, scratch])?;
+    let g = creds.gid;
+    t.syscall(
+        "setresgid",
+        libc::SYS_setresgid,
+        &[g[0] as u64, g[1] as u64, g[2] as u64],
+    )?;
+    t.syscall("setfsgid", libc::SYS_setfsgid, &[g[3] as u64])?;
+    let u = creds.uid;
+    t.syscall(
+        "setresuid",
+        libc::SYS_setresuid,
+        &[u[0] as u64, u[1] as u64, u[2] as u64],
+    )?;
+    t.syscall("setfsuid", libc::SYS_setfsuid, &[u[3] as u64])?;
+    // capset v3: header {version, pid}, then {effective, permitted, inheritable} for the
+    // low and the high 32 capabilities.
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut b = Vec::with_capacity(32);
+    for w in [LINUX_CAPABILITY_VERSION_3, 0] {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    for half in [0, 32] {
+        for set in [caps.effective, caps.permitted, caps.inheritable] {
+            b.extend_from_slice(&((set >> half) as u32).to_ne_bytes());
+        }
+    }
+    t.write_mem(scratch, &b)?;
+    t.syscall("capset", libc::SYS_capset, &[scratch, scratch + 8])?;
+    for cap in (0..=CAP_LAST).filter(|c| caps.ambient & (1 << c) != 0) {
         t.syscall(
-            "setresuid",
-            libc::SYS_setresuid,
-            &[u[0] as u64, u[1] as u64, u[2] as u64],
+            "prctl(PR_CAP_AMBIENT_RAISE)",
+            libc::SYS_prctl,
+            &[libc::PR_CAP_AMBIENT as u64, libc::PR_CAP_AMBIENT_RAISE as u64, cap],
         )?;
-        t.syscall("setfsuid", libc::SYS_setfsuid, &[u[3] as u64])?;
+    }
+    t.syscall(
+        "prctl(PR_SET_KEEPCAPS)",
+        libc::SYS_prctl,
+        &[libc::PR_SET_KEEPCAPS as u64, 0],
+    )?;
+    if creds.no_new_privs {
+        t.syscall(
+            "prctl(PR_SET_NO_NEW_PRIVS)",
+            libc::SYS_prctl,
+            &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0],
+        )?;
     }
     Ok(())
 }

@@ -569,3 +569,121 @@ print("PASS" if ok else "FAIL: fd 3000 or the limit changed", flush=True)
     let (r, q) = restore(&s, pid, &exe, &[]);
     assert_eq!(finish(&s, r, q), "PASS");
 }
+
+/// Runs a python3 workload script through dump, kill, restore and SIGTERM.
+fn python_roundtrip(name: &str, script: &str) -> String {
+    let s = Scratch::new(name);
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]).arg(s.work());
+    let p = start_cmd(&s, cmd);
+    let pid = p.pid;
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    dump(&p, &s, &[]);
+    p.reap();
+    let (r, q) = restore(&s, pid, &exe, &[]);
+    finish(&s, r, q)
+}
+
+/// ids, groups, capability sets, no_new_privs, parent-death signal and dumpable come back
+/// (some of them are reset by the kernel whenever ids change: the order matters).
+#[test]
+fn root_credentials_and_security_state() {
+    let script = r#"
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(24, 21, 0, 0, 0) == 0          # PR_CAPBSET_DROP CAP_SYS_ADMIN
+os.setgroups([4242, 4343])
+os.setresgid(1234, 1235, 1236)
+os.setresuid(1234, 1235, 1236)
+assert libc.prctl(38, 1, 0, 0, 0) == 0           # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(1, 12, 0, 0, 0) == 0           # PR_SET_PDEATHSIG SIGUSR2
+assert libc.prctl(4, 1, 0, 0, 0) == 0            # PR_SET_DUMPABLE
+def state():
+    keep = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs")
+    lines = open("/proc/self/status").read().splitlines()
+    st = {l.split(":")[0]: l.split(":", 1)[1].strip() for l in lines if l.split(":")[0] in keep}
+    pd = ctypes.c_int()
+    libc.prctl(2, ctypes.byref(pd), 0, 0, 0)     # PR_GET_PDEATHSIG
+    st["pdeathsig"] = pd.value
+    st["dumpable"] = libc.prctl(3, 0, 0, 0, 0)   # PR_GET_DUMPABLE
+    return st
+before = state()
+signal.signal(signal.SIGTERM, lambda *a: None)
+print("ready", os.getpid(), flush=True)
+signal.pause()
+after = state()
+print("PASS" if after == before else f"FAIL: {before} -> {after}", flush=True)
+"#;
+    assert_eq!(python_roundtrip("creds", script), "PASS");
+}
+
+/// A chrooted process comes back in its root, and the files stasis opens for it are the
+/// restorer's (not the jail's).
+#[test]
+fn root_chrooted_process() {
+    let script = r#"
+import os, signal, sys
+jail = os.path.join(sys.argv[1], "jail")
+os.mkdir(jail)
+with open(os.path.join(jail, "marker"), "w") as f:
+    f.write("jail")
+os.chdir(jail)
+os.chroot(jail)
+signal.signal(signal.SIGTERM, lambda *a: None)
+print("ready", os.getpid(), flush=True)
+signal.pause()
+ok = os.listdir("/") == ["marker"] and open("/marker").read() == "jail" and os.getcwd() == "/"
+print("PASS" if ok else f"FAIL: root is {os.listdir('/')}, cwd {os.getcwd()}", flush=True)
+"#;
+    assert_eq!(python_roundtrip("chroot", script), "PASS");
+}
+
+/// What stasis cannot bring back is refused before the target is touched: seccomp, and
+/// devices whose state lives in the open file (a pty master).
+#[test]
+fn root_refuses_seccomp_and_stateful_devices() {
+    let cases = [
+        (
+            "seccomp",
+            r#"
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+class F(ctypes.Structure): _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+class P(ctypes.Structure): _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(F))]
+allow = (F * 1)(F(0x06, 0, 0, 0x7fff0000))
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+assert libc.prctl(22, 2, ctypes.byref(P(1, allow)), 0, 0) == 0
+signal.signal(signal.SIGTERM, lambda *a: None)
+print("ready", os.getpid(), flush=True)
+signal.pause()
+print("PASS", flush=True)
+"#,
+            "seccomp",
+        ),
+        (
+            "ptmx",
+            r#"
+import os, signal
+fd = os.open("/dev/ptmx", os.O_RDWR)
+signal.signal(signal.SIGTERM, lambda *a: None)
+print("ready", os.getpid(), flush=True)
+signal.pause()
+print("PASS", flush=True)
+"#,
+            "device keeps state",
+        ),
+    ];
+    for (name, script, expect) in cases {
+        let s = Scratch::new(name);
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", script]).arg(s.work());
+        let p = start_cmd(&s, cmd);
+        let o = stasis(&["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert!(stderr(&o).contains(expect), "{name}: {}", stderr(&o));
+        assert_untouched(p.pid);
+        p.term();
+        assert!(p.reap().unwrap().success(), "{name}");
+        assert_eq!(read(&s.out()).lines().last(), Some("PASS"), "{name}");
+    }
+}

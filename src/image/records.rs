@@ -119,6 +119,8 @@ pub struct Core {
     pub creds: Creds,
     pub rlimits: Vec<Rlimit>,
     pub pdeathsig: i32,
+    /// PR_GET_DUMPABLE: 0, 1 or 2.
+    pub dumpable: i32,
     pub sigactions: Vec<SigAction>,
     /// Process-wide pending signals, as raw 128-byte siginfo.
     pub shared_pending: Vec<Vec<u8>>,
@@ -132,6 +134,18 @@ pub struct Creds {
     pub uid: [u32; 4],
     pub gid: [u32; 4],
     pub groups: Vec<u32>,
+    pub caps: Caps,
+    pub no_new_privs: bool,
+}
+
+/// Capability sets, one bit per capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Caps {
+    pub inheritable: u64,
+    pub permitted: u64,
+    pub effective: u64,
+    pub bounding: u64,
+    pub ambient: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -141,6 +141,15 @@ fn check_core(c: &Core, inv: &Inventory) -> Result<(), ImageError> {
             return Err(bad(format!("{who}: bad rlimit {r:?}")));
         }
     }
+    if c.creds.groups.len() > 1024 {
+        return Err(bad(format!(
+            "{who}: {} supplementary groups (at most 1024)",
+            c.creds.groups.len()
+        )));
+    }
+    if !(0..=2).contains(&c.dumpable) {
+        return Err(bad(format!("{who}: dumpable {}", c.dumpable)));
+    }
     if !(0..=64).contains(&c.pdeathsig) {
         return Err(bad(format!("{who}: parent-death signal {}", c.pdeathsig)));
     }

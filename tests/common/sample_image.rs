@@ -5,7 +5,7 @@
 //! `#[path = "../../tests/common/sample_image.rs"] mod sample_image;` (from fuzz/src/).
 
 use stasis::image::{
-    self, AltStack, Core, Creds, Fd, FdKind, Fds, FileKind, FileRecord, Image, Inventory, Mm, MmMeta, PAGE_SIZE,
+    self, AltStack, Caps, Core, Creds, Fd, FdKind, Fds, FileKind, FileRecord, Image, Inventory, Mm, MmMeta, PAGE_SIZE,
     PROT_EXEC, PROT_READ, PROT_WRITE, PageRun, PageSource, PagesInfo, ProcessEntry, ProcessImage, Rlimit, Rseq,
     ShmemKind, ShmemObject, SigAction, ThreadCore, Vma, VmaKind, vmflags,
 };
@@ -222,6 +222,11 @@ pub fn sample() -> Image {
             uid: [1000; 4],
             gid: [1000; 4],
             groups: vec![27, 1000],
+            caps: Caps {
+                bounding: (1 << 41) - 1,
+                ..Caps::default()
+            },
+            no_new_privs: true,
         },
         rlimits: vec![
             Rlimit {
@@ -236,6 +241,7 @@ pub fn sample() -> Image {
             },
         ],
         pdeathsig: 0,
+        dumpable: 1,
         sigactions: vec![
             SigAction {
                 sig: 2,
