@@ -113,7 +113,8 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     memory::refuse_shared_mm(pid, &procfs::read_stat(pid)?)?;
     memory::plan(pid, &procfs::read_smaps(pid)?, &mut FileTable::default())?;
     files::dump(pid, opts.shell_job, &mut FileTable::default())?;
-    prepare_dir(&opts.dir)?;
+    let work = prepare_dir(&opts.dir, pid)?;
+    let _cleanup = RemoveOnDrop(work.clone());
 
     // 2. Stop it.
     let mut t = Tracee::seize(pid)?;
@@ -125,7 +126,8 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     let orig_regs = t.regs()?;
     let orig_mask = sys::ptrace_get_sigmask(pid).ctx(|| format!("process {pid}: PTRACE_GETSIGMASK"))?;
 
-    match dump_stopped(&mut t, opts, orig_mask) {
+    // The image is written beside the old one (if any) and replaces it only when complete.
+    match dump_stopped(&mut t, opts, &work, orig_mask).and_then(|s| commit_image(&work, &opts.dir).map(|()| s)) {
         Ok(summary) => {
             if opts.leave_running {
                 cure(t, &orig_regs, orig_mask)?;
@@ -139,7 +141,6 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
             Ok(summary)
         }
         Err(e) => {
-            remove_image(&opts.dir);
             let _ = cure(t, &orig_regs, orig_mask);
             Err(e)
         }
@@ -155,7 +156,7 @@ fn cure(mut t: Tracee, orig_regs: &sys::UserRegs, mask: u64) -> Result<()> {
     masked.and(parked).and(detached)
 }
 
-fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<DumpSummary> {
+fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, work: &Path, orig_mask: u64) -> Result<DumpSummary> {
     let pid = t.pid;
     let orig_regs = t.regs()?;
     let smaps = procfs::read_smaps(pid)?;
@@ -204,7 +205,7 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     let capacity = memory::scan(pid, &mut plan)?;
     memory::flush_shared_files(pid, &plan)?;
     let t1 = std::time::Instant::now();
-    let mut store = PageStore::create(&opts.dir.join(image::PAGES), capacity)?;
+    let mut store = PageStore::create(&work.join(image::PAGES), capacity)?;
     let t2 = std::time::Instant::now();
     let (vmas, shmem) = memory::copy_pages(pid, plan, &mut store)?;
     debug!(pid, scan = ?(t1 - t0), create = ?(t2 - t1), copy = ?t2.elapsed(), "pages");
@@ -221,16 +222,12 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     let t3 = std::time::Instant::now();
     let pages = store.finish()?;
     debug!(pid, finish = ?t3.elapsed(), "pages.img done");
-    let (mut stored, mut zeros) = (0, 0);
-    for r in vmas
+    let (stored, zeros) = vmas
         .iter()
-        .flat_map(|v| &v.pages)
-        .chain(shmem.iter().flat_map(|o| &o.pages))
-    {
-        let (d, z) = memory::count_pages(std::slice::from_ref(r));
-        stored += d;
-        zeros += z;
-    }
+        .map(|v| &v.pages)
+        .chain(shmem.iter().map(|o| &o.pages))
+        .map(|runs| memory::count_pages(runs))
+        .fold((0, 0), |(d, z), (d1, z1)| (d + d1, z + z1));
     let mappings = vmas.len();
     let core = Core {
         pid,
@@ -287,7 +284,7 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, orig_mask: u64) -> Result<Du
     // What we wrote must be what we can read back.
     image::validate(&img)?;
     failpoint::hit("dump:before-write")?;
-    img.write(&opts.dir)?;
+    img.write(work)?;
     info!(pid, pages = stored, zero_pages = zeros, "image written");
     Ok(DumpSummary {
         pid,
@@ -347,14 +344,43 @@ pub fn pick_gap(busy: &[Vec<(u64, u64)>], len: u64) -> Option<u64> {
         .find(|&c| all.iter().all(|&(s, e)| e + ps <= c || s >= c + len + ps))
 }
 
-fn prepare_dir(dir: &Path) -> Result<()> {
+/// Removes a directory (the unfinished image) whatever way the dump ends; after a
+/// successful one it is already gone.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates DIR (0700) and an empty work directory inside it for the new image.
+fn prepare_dir(dir: &Path, pid: Pid) -> Result<PathBuf> {
+    let work = dir.join(format!(".partial-{pid}"));
+    let _ = fs::remove_dir_all(&work);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .ctx(|| format!("creating {}", dir.display()))?;
+        .create(&work)
+        .ctx(|| format!("creating {}", work.display()))?;
+    Ok(work)
+}
+
+/// Replaces the image in `dir` (if any) with the complete one in `work`: the old inventory
+/// goes first and the new one comes last, so `dir` never looks like a complete image made
+/// of two dumps.
+fn commit_image(work: &Path, dir: &Path) -> Result<()> {
     remove_image(dir);
-    Ok(())
+    let mut names: Vec<_> = fs::read_dir(work)
+        .ctx(|| format!("reading {}", work.display()))?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    names.sort_by_key(|n| n == image::INVENTORY);
+    for name in names {
+        fs::rename(work.join(&name), dir.join(&name)).ctx(|| format!("moving {name:?} into {}", dir.display()))?;
+    }
+    fs::remove_dir(work).ctx(|| format!("removing {}", work.display()))
 }
 
 /// Removes stasis image files from `dir`, the inventory first so a half-removed directory

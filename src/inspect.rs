@@ -105,7 +105,7 @@ pub fn inspect(dir: &Path) -> Result<Report> {
     let img = Image::load(dir)?;
     let f = File::open(dir.join(image::PAGES)).ctx(|| format!("opening {}", image::PAGES))?;
     let len = f.metadata().ctx(|| "stat of pages.img")?.len();
-    let map = Mapped::new(f.as_fd(), len as usize, false, false).ctx(|| "mapping pages.img")?;
+    let map = Mapped::new(f.as_fd(), len as usize, false).ctx(|| "mapping pages.img")?;
     image::verify_pages(map.as_slice(), &img.inventory.pages)?;
     Ok(report(&img))
 }

@@ -253,7 +253,7 @@ fn fill(src: &Source<'_>, buf: &mut [u8], pieces: &[(u64, usize)]) -> Result<()>
                     continue;
                 }
                 let skip = done.saturating_sub(pos);
-                read_exact_at(mem, &mut buf[pos + skip..pos + len], addr + skip as u64)
+                mem.read_exact_at(&mut buf[pos + skip..pos + len], addr + skip as u64)
                     .ctx(|| format!("process {pid}: reading memory at {:#x}", addr + skip as u64))?;
                 pos += len;
             }
@@ -262,16 +262,13 @@ fn fill(src: &Source<'_>, buf: &mut [u8], pieces: &[(u64, usize)]) -> Result<()>
         Source::File(f) => {
             let mut pos = 0usize;
             for &(off, len) in pieces {
-                read_exact_at(f, &mut buf[pos..pos + len], off).ctx(|| format!("reading shared memory at {off:#x}"))?;
+                f.read_exact_at(&mut buf[pos..pos + len], off)
+                    .ctx(|| format!("reading shared memory at {off:#x}"))?;
                 pos += len;
             }
             Ok(())
         }
     }
-}
-
-fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-    f.read_exact_at(buf, off)
 }
 
 #[cfg(test)]

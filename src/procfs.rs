@@ -145,12 +145,9 @@ pub fn read_smaps(pid: Pid) -> Result<Vec<MapEntry>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stat {
     pub comm: String,
-    pub state: char,
     pub ppid: Pid,
     pub pgrp: Pid,
     pub session: Pid,
-    pub num_threads: u64,
-    pub start_time: u64,
     pub start_code: u64,
     pub end_code: u64,
     pub start_stack: u64,
@@ -174,12 +171,9 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let p = |i: usize| -> Option<Pid> { f.get(i - 3)?.parse().ok() };
     Some(Stat {
         comm,
-        state: f.first()?.chars().next()?,
         ppid: p(4)?,
         pgrp: p(5)?,
         session: p(6)?,
-        num_threads: n(20)?,
-        start_time: n(22)?,
         start_code: n(26)?,
         end_code: n(27)?,
         start_stack: n(28)?,

@@ -68,12 +68,19 @@ struct FdPlan {
     service: RawFd,
 }
 
+/// Restores the image in `opts.dir`. Call it from a single-threaded process: the new
+/// process starts as a fork of the caller.
 pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
+    if procfs::read_status(sys::getpid())?.threads != 1 {
+        return Err(Error::Restore(
+            "restore must be called from a single-threaded process".into(),
+        ));
+    }
     // 1. Everything that can be checked before a process exists.
     let img = Image::load(&opts.dir)?;
     let pages_file = File::open(opts.dir.join(image::PAGES)).ctx(|| format!("opening {}", image::PAGES))?;
     let len = pages_file.metadata().ctx(|| "stat of pages.img")?.len();
-    let pages_map = Mapped::new(pages_file.as_fd(), len as usize, false, true).ctx(|| "mapping pages.img")?;
+    let pages_map = Mapped::new(pages_file.as_fd(), len as usize, true).ctx(|| "mapping pages.img")?;
     let t0 = std::time::Instant::now();
     image::verify_pages(pages_map.as_slice(), &img.inventory.pages)?;
     debug!(elapsed = ?t0.elapsed(), "pages verified");
@@ -98,16 +105,28 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
     }
     drop((ready_w, go_r));
     let guard = KillOnDrop(pid);
-    sys::ptrace_seize(pid, sys::PTRACE_O_TRACESYSGOOD | sys::PTRACE_O_EXITKILL)
-        .map_err(|e| Error::Restore(format!("tracing the new process: {e}")))?;
-    sys::write_raw(go_w.as_raw_fd(), b"g").ctx(|| "starting the new process")?;
-    let mut msg = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Ok(n @ 1..) = sys::read_raw(ready_r.as_raw_fd(), &mut buf) {
-        msg.extend_from_slice(&buf[..n]);
+    let read_message = |ready: &OwnedFd| {
+        let mut msg = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n @ 1..) = sys::read_raw(ready.as_raw_fd(), &mut buf) {
+            msg.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&msg).into_owned()
+    };
+    if let Err(e) = sys::ptrace_seize(pid, sys::PTRACE_O_TRACESYSGOOD | sys::PTRACE_O_EXITKILL) {
+        // It may have failed (and exited) first: then its message says why.
+        drop(go_w);
+        let msg = read_message(&ready_r);
+        return Err(Error::Restore(if msg.is_empty() {
+            format!("tracing the new process: {e}")
+        } else {
+            msg
+        }));
     }
+    sys::write_raw(go_w.as_raw_fd(), b"g").ctx(|| "starting the new process")?;
+    let msg = read_message(&ready_r);
     if !msg.is_empty() {
-        return Err(Error::Restore(String::from_utf8_lossy(&msg).into_owned()));
+        return Err(Error::Restore(msg));
     }
     match sys::waitpid(pid, 0).ctx(|| "waiting for the new process to stop")? {
         Some(WaitStatus::Stopped { sig, .. }) if sig == libc::SIGSTOP => {}
@@ -157,6 +176,11 @@ fn precheck(img: &Image, p: &ProcessImage, opts: &RestoreOptions) -> Result<()> 
         return Err(Error::Restore(
             "--shell-job: stasis has no terminal on fds 0-2 to give".into(),
         ));
+    }
+    for (what, dir) in [("working directory", &p.core.cwd), ("root directory", &p.core.root)] {
+        if !Path::new(dir).is_dir() {
+            return Err(Error::Restore(format!("its {what} {dir} is not there")));
+        }
     }
     files::precheck(&p.fds, &inv.files)?;
     // Mapped files must be the very files that were mapped.
@@ -241,17 +265,11 @@ fn child_main(
     ready: OwnedFd,
     go: OwnedFd,
 ) -> ! {
-    let ready = ready.into_raw_fd();
+    // Where the pipe to the restorer is: setup moves it.
+    let mut ready = ready.into_raw_fd();
     let go = go.into_raw_fd();
-    let r = child_setup(img, p, plan, pages, tty, ready, go);
-    if let Err(e) = r {
-        // The pipe is at its service number once setup got that far, else where it was.
-        let fd = if sys::write_raw(plan.service, b"").is_ok() {
-            plan.service
-        } else {
-            ready
-        };
-        let _ = sys::write_raw(fd, e.to_string().as_bytes());
+    if let Err(e) = child_setup(img, p, plan, pages, tty, &mut ready, go) {
+        let _ = sys::write_raw(ready, e.to_string().as_bytes());
         sys::exit_now(1);
     }
     // Hand over: close the pipes, stop, and let the restorer do the rest.
@@ -269,7 +287,7 @@ fn child_setup(
     plan: &FdPlan,
     pages: &[u8],
     tty: Option<RawFd>,
-    ready: RawFd,
+    ready: &mut RawFd,
     go: RawFd,
 ) -> Result<()> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0).ctx(|| "PR_SET_PDEATHSIG")?;
@@ -280,13 +298,14 @@ fn child_setup(
     sys::ensure_nofile(svc as u64 + 32).ctx(|| format!("raising RLIMIT_NOFILE to hold fd {svc}"))?;
     // Copy them high first: their current numbers may be among the destinations.
     let high = svc + 16;
-    let ready_hi = sys::dup_above(ready, high).ctx(|| "moving a pipe")?;
+    let ready_hi = sys::dup_above(*ready, high).ctx(|| "moving a pipe")?;
     let go_hi = sys::dup_above(go, high).ctx(|| "moving a pipe")?;
     let tty_hi = tty
         .map(|t| sys::dup_above(t, high))
         .transpose()
         .ctx(|| "keeping the terminal")?;
     sys::dup_to(ready_hi, svc, true).ctx(|| "moving a pipe")?;
+    *ready = svc;
     sys::dup_to(go_hi, svc + 1, true).ctx(|| "moving a pipe")?;
     let tty = match tty_hi {
         Some(t) => {
@@ -326,8 +345,10 @@ fn child_setup(
     task::enter_root(&c.root)?;
     // Wait until the restorer traces us, so the stop below is seen.
     let mut b = [0u8; 1];
-    sys::read_raw(svc + 1, &mut b).ctx(|| "waiting for the restorer")?;
-    Ok(())
+    match sys::read_raw(svc + 1, &mut b).ctx(|| "waiting for the restorer")? {
+        1 => Ok(()),
+        _ => Err(Error::Restore("the restorer went away".into())),
+    }
 }
 
 /// Steps 3 and 4: everything done by syscalls inside the stopped new process.

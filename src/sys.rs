@@ -340,7 +340,9 @@ pub fn pagemap_scan(fd: BorrowedFd<'_>, start: u64, end: u64, q: &ScanQuery) -> 
 /// pid is `pid`. Returns 0 in the child and the pid in the parent.
 ///
 /// The child runs on a copy of the caller's stack; it must keep to raw syscalls and plain
-/// libc calls that do not rely on glibc's cached thread id.
+/// libc calls that do not rely on glibc's cached thread id. The caller must be
+/// single-threaded: the child allocates, and a lock held by another thread at the clone
+/// would never be released in it.
 pub fn clone3_with_pid(pid: Pid) -> io::Result<Pid> {
     let set_tid: [libc::pid_t; 1] = [pid];
     // SAFETY: clone_args is plain integers.
@@ -593,28 +595,26 @@ pub fn get_robust_list(pid: Pid) -> io::Result<(u64, u64)> {
 }
 
 /// A read-only view of a whole file, for page data that is copied straight out of it.
+///
+/// The file must not be truncated or written while it is mapped (a truncation turns reads
+/// into SIGBUS): stasis maps only image files it opened itself, owned by root, mode 0600.
 pub struct Mapped {
     ptr: *mut libc::c_void,
     len: usize,
 }
 
 impl Mapped {
-    /// Maps `len` bytes of `fd` from offset 0; `writable` maps it shared and writable.
-    pub fn new(fd: BorrowedFd<'_>, len: usize, writable: bool, populate: bool) -> io::Result<Mapped> {
+    /// Maps `len` bytes of `fd` from offset 0, read-only; `populate` maps every page up front.
+    pub fn new(fd: BorrowedFd<'_>, len: usize, populate: bool) -> io::Result<Mapped> {
         if len == 0 {
             return Ok(Mapped {
                 ptr: std::ptr::null_mut(),
                 len: 0,
             });
         }
-        let prot = if writable {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        };
         let flags = libc::MAP_SHARED | if populate { libc::MAP_POPULATE } else { 0 };
-        // SAFETY: a fresh mapping of a file we hold open, at a kernel-chosen address.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), 0) };
+        // SAFETY: a fresh read-only mapping of a file we hold open, at a kernel-chosen address.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, flags, fd.as_raw_fd(), 0) };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -625,17 +625,9 @@ impl Mapped {
         if self.len == 0 {
             return &[];
         }
-        // SAFETY: ptr..ptr+len is a live mapping owned by self.
+        // SAFETY: ptr..ptr+len is a live read-only mapping owned by self; nothing writes to
+        // the file while it is mapped (see the type's documentation).
         unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        if self.len == 0 {
-            return &mut [];
-        }
-        // SAFETY: ptr..ptr+len is a live mapping owned exclusively by self. Only writable
-        // mappings are written through (a write to a read-only one faults, never corrupts).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len) }
     }
 }
 
@@ -678,8 +670,6 @@ pub fn probe_uffd_wp() -> Result<String, String> {
         features: u64,
         ioctls: u64,
     }
-    const UFFD_API: u64 = 0xaa;
-    const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
     const UFFD_FEATURE_PAGEFAULT_FLAG_WP: u64 = 1 << 0;
     const UFFD_USER_MODE_ONLY: libc::c_int = 1;
     // SAFETY: plain syscall creating a new fd.

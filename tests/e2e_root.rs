@@ -148,12 +148,9 @@ fn root_leave_running_is_undisturbed() {
         .collect();
     assert_eq!(n, (1..=n.len() as u64).collect::<Vec<_>>(), "ticks went on one by one");
     // And the image it left restores too.
-    let (r, q) = restore(&s, q_pid(&n, &s), &bin, &[]);
+    let pid = stasis::image::Image::load(&s.image()).unwrap().inventory.root_pid;
+    let (r, q) = restore(&s, pid, &bin, &[]);
     assert_eq!(finish(&s, r, q), "PASS");
-}
-
-fn q_pid(_: &[u64], s: &Scratch) -> i32 {
-    stasis::image::Image::load(&s.image()).unwrap().inventory.root_pid
 }
 
 fn assert_untouched(pid: i32) {
@@ -253,18 +250,34 @@ fn root_dump_killed_midway_leaves_target_fine() {
     }
 }
 
-/// A dump that fails at any step leaves the target as it was and no image behind.
+/// A dump that fails at any step leaves the target as it was, and the image directory as it
+/// was: without an image, or with the previous one intact.
 #[test]
-fn root_failed_dump_leaves_target_and_no_image() {
-    for point in [
-        "dump:seized",
-        "dump:injecting",
-        "dump:pages-copied",
-        "dump:before-write",
+fn root_failed_dump_leaves_target_and_directory() {
+    for (point, earlier_image) in [
+        ("dump:seized", false),
+        ("dump:injecting", false),
+        ("dump:pages-copied", true),
+        ("dump:before-write", true),
     ] {
         let s = Scratch::new("faildump");
         let bin = workload("mem");
         let p = start(&s, &bin, &[]);
+        if earlier_image {
+            dump(&p, &s, &["--leave-running"]);
+        }
+        let files = |dir: &Path| -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        let before_files = files(&s.image());
         let before = snapshot(p.pid);
         let o = Command::new(stasis_bin())
             .args(["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()])
@@ -274,10 +287,10 @@ fn root_failed_dump_leaves_target_and_no_image() {
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "{point}");
         assert!(stderr(&o).contains(point), "{point}: {}", stderr(&o));
-        let left: Vec<_> = fs::read_dir(s.image())
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "{point}: files left: {left:?}");
+        assert_eq!(files(&s.image()), before_files, "{point}: the directory changed");
+        if earlier_image {
+            stasis::image::Image::load(&s.image()).expect("the earlier image is intact");
+        }
         assert_untouched(p.pid);
         assert_same(&before, p.pid, live_rseq_area(p.pid));
         p.term();
