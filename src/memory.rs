@@ -5,8 +5,8 @@
 //! find populated private pages with PAGEMAP_SCAN (for private file mappings only pages that
 //! are no longer the file's), shared memory objects once each through map_files, then copy
 //! the pages into pages.img. Restore: mmap each mapping at its address inside the new
-//! process, write its pages with process_vm_writev straight from pages.img, then set the
-//! final protection and advice.
+//! process, put its pages in straight from the mapped pages.img (UFFDIO_COPY for anonymous
+//! memory, process_vm_writev for the rest), then set the final protection and advice.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
