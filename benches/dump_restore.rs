@@ -182,6 +182,28 @@ fn main() {
         let _ = fs::remove_dir_all(&dir);
     }
     let _ = fs::remove_dir_all(&root);
+    // Per-run ratios first: each compares figures taken seconds apart on the same machine.
+    let ratio = |a: &[f64], b: &[f64]| {
+        let mut v: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        median(&mut v)
+    };
+    let per_run = (
+        ratio(&dumps, &copy_proc),
+        ratio(&restores, &copy_proc),
+        ratio(&dumps, &copy_file),
+        ratio(&restores, &copy_file),
+    );
+    // Per-run ratios: each compares figures taken seconds apart on the same machine.
+    let ratio = |a: &[f64], b: &[f64]| {
+        let mut v: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        median(&mut v)
+    };
+    let per_run = [
+        ratio(&dumps, &copy_proc),
+        ratio(&restores, &copy_proc),
+        ratio(&dumps, &copy_file),
+        ratio(&restores, &copy_file),
+    ];
     let (c1, c2, d, r, lr) = (
         median(&mut copy_proc),
         median(&mut copy_file),
@@ -219,5 +241,10 @@ fn main() {
         "  dump --leave-running (downtime):         {:7.0} ms  ratio to process copy {:.2}",
         lr * 1e3,
         lr / c1
+    );
+    println!(
+        "median of per-run ratios: dump/process copy {:.2}, restore/process copy {:.2}, \
+         dump/file copy {:.2}, restore/file copy {:.2}",
+        per_run[0], per_run[1], per_run[2], per_run[3]
     );
 }
