@@ -182,17 +182,6 @@ fn main() {
         let _ = fs::remove_dir_all(&dir);
     }
     let _ = fs::remove_dir_all(&root);
-    // Per-run ratios first: each compares figures taken seconds apart on the same machine.
-    let ratio = |a: &[f64], b: &[f64]| {
-        let mut v: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
-        median(&mut v)
-    };
-    let per_run = (
-        ratio(&dumps, &copy_proc),
-        ratio(&restores, &copy_proc),
-        ratio(&dumps, &copy_file),
-        ratio(&restores, &copy_file),
-    );
     // Per-run ratios: each compares figures taken seconds apart on the same machine.
     let ratio = |a: &[f64], b: &[f64]| {
         let mut v: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();

@@ -24,11 +24,11 @@ use crate::cpu;
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::files::{self, FileTable};
-use crate::image::{self, Core, Image, Inventory, ProcessEntry, ProcessImage, ThreadCore, VmaKind};
+use crate::image::{self, Core, Image, Inventory, ProcessEntry, ProcessImage, ThreadCore};
 use crate::memory;
 use crate::pagestore::PageStore;
-use crate::procfs::{self, MapEntry};
-use crate::remote::Tracee;
+use crate::procfs;
+use crate::remote::{self, Tracee};
 use crate::signals;
 use crate::sys::{self, PAGE_SIZE, Pid};
 use crate::task;
@@ -165,8 +165,8 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, work: &Path, orig_mask: u64)
 
     // 3. What only the task can tell. Signals stay blocked while stasis works inside it.
     sys::ptrace_set_sigmask(pid, !0).ctx(|| "blocking signals")?;
-    locate_syscall(t, &smaps)?;
-    let scratch = pick_gap(&[smaps.iter().map(|m| (m.start, m.end)).collect()], PAGE_SIZE as u64)
+    remote::locate_syscall(t, &smaps)?;
+    let scratch = remote::pick_gap(&[smaps.iter().map(|m| (m.start, m.end)).collect()], PAGE_SIZE as u64)
         .ok_or_else(|| Error::Restore("no room for a scratch page".into()))?;
     let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
@@ -294,56 +294,6 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, work: &Path, orig_mask: u64)
     })
 }
 
-/// Points the tracee's syscall injection at a `syscall` instruction: in the vdso, or else in
-/// any readable executable mapping. Only pages already present are searched (and so run):
-/// touching another would make the task bigger than it was.
-pub fn locate_syscall(t: &mut Tracee, maps: &[MapEntry]) -> Result<()> {
-    let pagemap =
-        fs::File::open(format!("/proc/{}/pagemap", t.pid)).ctx(|| format!("process {}: opening pagemap", t.pid))?;
-    let present = sys::ScanQuery {
-        required: 0,
-        excluded: 0,
-        anyof: sys::PAGE_IS_PRESENT,
-    };
-    let vdso = maps.iter().filter(|m| m.path == "[vdso]");
-    let code = maps.iter().filter(|m| m.exec && m.read && m.path != "[vsyscall]");
-    let candidates: Vec<&MapEntry> = vdso.chain(code).collect();
-    for m in &candidates {
-        let ranges = sys::pagemap_scan(pagemap.as_fd(), m.start, m.end, &present).unwrap_or_default();
-        for (start, end) in ranges {
-            if let Some(ip) = t.find_syscall_insn(start, end)? {
-                t.set_syscall_ip(ip);
-                return Ok(());
-            }
-        }
-    }
-    // None in a present page: take one anywhere.
-    for m in &candidates {
-        if let Some(ip) = t.find_syscall_insn(m.start, m.end)? {
-            t.set_syscall_ip(ip);
-            return Ok(());
-        }
-    }
-    Err(Error::Target {
-        pid: t.pid,
-        reason: "no syscall instruction found in its code".into(),
-    })
-}
-
-/// A free, page-aligned range of `len` bytes with a free page on each side (so the kernel
-/// cannot merge it with a neighbour), outside every range of every list.
-pub fn pick_gap(busy: &[Vec<(u64, u64)>], len: u64) -> Option<u64> {
-    const LOW: u64 = 1 << 32;
-    const HIGH: u64 = 0x7fff_0000_0000;
-    let ps = PAGE_SIZE as u64;
-    let mut all: Vec<(u64, u64)> = busy.iter().flatten().copied().collect();
-    all.sort_unstable();
-    let candidates = std::iter::once(LOW).chain(all.iter().map(|&(_, e)| e + ps));
-    candidates
-        .filter(|&c| c >= LOW && c + len + ps <= HIGH)
-        .find(|&c| all.iter().all(|&(s, e)| e + ps <= c || s >= c + len + ps))
-}
-
 /// Removes a directory (the unfinished image) whatever way the dump ends; after a
 /// successful one it is already gone.
 struct RemoveOnDrop(PathBuf);
@@ -397,27 +347,5 @@ fn remove_image(dir: &Path) {
                 let _ = fs::remove_file(e.path());
             }
         }
-    }
-}
-
-/// Whether a mapping kind is one of the kernel's special mappings (moved, not created).
-pub fn is_special(kind: &VmaKind) -> bool {
-    matches!(kind, VmaKind::Vdso | VmaKind::Vvar { .. })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gap_avoids_neighbours() {
-        let busy = vec![vec![
-            (1 << 32, (1 << 32) + 0x3000),
-            ((1 << 32) + 0x5000, (1 << 32) + 0x9000),
-        ]];
-        let g = pick_gap(&busy, 0x1000).unwrap();
-        assert_eq!(g, (1 << 32) + 0xa000);
-        let g = pick_gap(&[vec![]], 0x1000).unwrap();
-        assert_eq!(g, 1 << 32);
     }
 }

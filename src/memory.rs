@@ -226,6 +226,11 @@ pub fn refuse_shared_mm(pid: Pid, stat: &crate::procfs::Stat) -> Result<()> {
     Ok(())
 }
 
+/// Whether a mapping kind is one of the kernel's special mappings (moved, not created).
+pub fn is_special(kind: &VmaKind) -> bool {
+    matches!(kind, VmaKind::Vdso | VmaKind::Vvar { .. })
+}
+
 /// Finds the pages to store; returns how many there are at most. Never faults a page in.
 pub fn scan(pid: Pid, plan: &mut MemPlan) -> Result<u64> {
     let pagemap = File::open(format!("/proc/{pid}/pagemap")).ctx(|| format!("process {pid}: opening pagemap"))?;

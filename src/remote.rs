@@ -7,10 +7,13 @@
 //!
 //! ptrace belongs to the thread that attached: a `Tracee` must be used from that thread.
 
+use std::fs;
 use std::io;
+use std::os::fd::AsFd;
 
-use crate::error::{Error, Result};
-use crate::sys::{self, Pid, UserRegs, WaitStatus};
+use crate::error::{Context, Error, Result};
+use crate::procfs::MapEntry;
+use crate::sys::{self, PAGE_SIZE, Pid, UserRegs, WaitStatus};
 
 const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
 const SIGTRAP_SYSGOOD: i32 = libc::SIGTRAP | 0x80;
@@ -266,6 +269,56 @@ impl Tracee {
     }
 }
 
+/// Points the tracee's syscall injection at a `syscall` instruction: in the vdso, or else in
+/// any readable executable mapping. Only pages already present are searched (and so run):
+/// touching another would make the task bigger than it was.
+pub fn locate_syscall(t: &mut Tracee, maps: &[MapEntry]) -> Result<()> {
+    let pagemap =
+        fs::File::open(format!("/proc/{}/pagemap", t.pid)).ctx(|| format!("process {}: opening pagemap", t.pid))?;
+    let present = sys::ScanQuery {
+        required: 0,
+        excluded: 0,
+        anyof: sys::PAGE_IS_PRESENT,
+    };
+    let vdso = maps.iter().filter(|m| m.path == "[vdso]");
+    let code = maps.iter().filter(|m| m.exec && m.read && m.path != "[vsyscall]");
+    let candidates: Vec<&MapEntry> = vdso.chain(code).collect();
+    for m in &candidates {
+        let ranges = sys::pagemap_scan(pagemap.as_fd(), m.start, m.end, &present).unwrap_or_default();
+        for (start, end) in ranges {
+            if let Some(ip) = t.find_syscall_insn(start, end)? {
+                t.set_syscall_ip(ip);
+                return Ok(());
+            }
+        }
+    }
+    // None in a present page: take one anywhere.
+    for m in &candidates {
+        if let Some(ip) = t.find_syscall_insn(m.start, m.end)? {
+            t.set_syscall_ip(ip);
+            return Ok(());
+        }
+    }
+    Err(Error::Target {
+        pid: t.pid,
+        reason: "no syscall instruction found in its code".into(),
+    })
+}
+
+/// A free, page-aligned range of `len` bytes with a free page on each side (so the kernel
+/// cannot merge it with a neighbour), outside every range of every list.
+pub fn pick_gap(busy: &[Vec<(u64, u64)>], len: u64) -> Option<u64> {
+    const LOW: u64 = 1 << 32;
+    const HIGH: u64 = 0x7fff_0000_0000;
+    let ps = PAGE_SIZE as u64;
+    let mut all: Vec<(u64, u64)> = busy.iter().flatten().copied().collect();
+    all.sort_unstable();
+    let candidates = std::iter::once(LOW).chain(all.iter().map(|&(_, e)| e + ps));
+    candidates
+        .filter(|&c| c >= LOW && c + len + ps <= HIGH)
+        .find(|&c| all.iter().all(|&(s, e)| e + ps <= c || s >= c + len + ps))
+}
+
 /// user_regs_struct <-> the 27 words the image stores, in the kernel's order.
 pub fn regs_to_words(r: &UserRegs) -> Vec<u64> {
     vec![
@@ -303,5 +356,22 @@ pub fn regs_from_words(w: &[u64]) -> UserRegs {
         es: w[24],
         fs: w[25],
         gs: w[26],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_avoids_neighbours() {
+        let busy = vec![vec![
+            (1 << 32, (1 << 32) + 0x3000),
+            ((1 << 32) + 0x5000, (1 << 32) + 0x9000),
+        ]];
+        let g = pick_gap(&busy, 0x1000).unwrap();
+        assert_eq!(g, (1 << 32) + 0xa000);
+        let g = pick_gap(&[vec![]], 0x1000).unwrap();
+        assert_eq!(g, 1 << 32);
     }
 }

@@ -22,14 +22,13 @@ use std::path::{Path, PathBuf};
 use tracing::{debug, info};
 
 use crate::cpu;
-use crate::dump::{is_special, locate_syscall, pick_gap};
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::files;
 use crate::image::{self, FdKind, FileKind, Image, PAGE_SIZE, PAGES_HEADER_LEN, ProcessImage, Vma, VmaKind, vmflags};
-use crate::memory::{self, MapFds};
+use crate::memory::{self, MapFds, is_special};
 use crate::procfs;
-use crate::remote::Tracee;
+use crate::remote::{Tracee, locate_syscall, pick_gap};
 use crate::signals;
 use crate::sys::{self, Mapped, Pid, WaitStatus};
 use crate::task;
