@@ -106,11 +106,13 @@ fn root_python_counts_on() {
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     // It runs on between the snapshot and the dump: compare the layout only.
     let maps = normalized_maps(pid);
+    let mm = mm_identity(pid);
     dump(&p, &s, &[]);
     p.reap();
     let before = read(&s.out()).lines().filter(|l| l.starts_with("count ")).count();
     let (r, q) = restore(&s, pid, &exe, &[]);
     assert_eq!(normalized_maps(q.pid), maps);
+    assert_eq!(mm_identity(q.pid), mm);
     // It must count on from where it was, not start over.
     wait_for_line(&s.out(), &format!("count {}", before + 3), Duration::from_secs(10));
     let verdict = finish(&s, r, q);

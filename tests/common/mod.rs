@@ -382,6 +382,7 @@ pub fn rss_kib(pid: i32) -> u64 {
 
 /// The state an end-to-end test compares before the dump and after the restore.
 pub struct Snapshot {
+    pub mm: MmIdentity,
     pub maps: Vec<(u64, u64, String, u64, String)>,
     pub ranges: Vec<(u64, u64)>,
     pub bytes: Vec<Vec<u8>>,
@@ -402,6 +403,7 @@ pub fn snapshot(pid: i32) -> Snapshot {
         })
         .collect();
     Snapshot {
+        mm: mm_identity(pid),
         maps: normalized_maps(pid),
         ranges,
         bytes,
@@ -409,8 +411,43 @@ pub fn snapshot(pid: i32) -> Snapshot {
     }
 }
 
-/// The restored process is laid out the same and is not bigger.
+/// What the kernel keeps about an address space besides its mappings: /proc/PID/exe, the
+/// auxiliary vector, the command line and environment it shows, and the mm bounds in stat.
+#[derive(Debug, PartialEq)]
+pub struct MmIdentity {
+    pub exe: PathBuf,
+    pub auxv: Vec<u8>,
+    pub cmdline: Vec<u8>,
+    pub environ: Vec<u8>,
+    pub bounds: Vec<String>,
+}
+
+pub fn mm_identity(pid: i32) -> MmIdentity {
+    let stat = read(Path::new(&format!("/proc/{pid}/stat")));
+    let fields: Vec<String> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    // stat fields 26-28 (code, stack) and 45-51 (data, brk, args, env); fields[0] is field 3.
+    let bounds = [26, 27, 28, 45, 46, 47, 48, 49, 50, 51]
+        .iter()
+        .map(|&f| fields[f - 3].clone())
+        .collect();
+    MmIdentity {
+        exe: fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        auxv: fs::read(format!("/proc/{pid}/auxv")).unwrap(),
+        cmdline: fs::read(format!("/proc/{pid}/cmdline")).unwrap(),
+        environ: fs::read(format!("/proc/{pid}/environ")).unwrap(),
+        bounds,
+    }
+}
+
+/// The restored process is laid out the same, has the same mm fields and is not bigger.
 pub fn assert_same_layout_and_size(before: &Snapshot, pid: i32) {
+    assert_eq!(mm_identity(pid), before.mm, "mm fields differ after restore");
     let rss = rss_kib(pid);
     assert!(
         rss <= before.rss_kib,
