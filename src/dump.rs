@@ -24,7 +24,7 @@ use crate::cpu;
 use crate::error::{Context, Error, Result};
 use crate::failpoint;
 use crate::files::{self, FileTable};
-use crate::image::{self, Core, Image, Inventory, ProcessEntry, ProcessImage, ThreadCore};
+use crate::image::{self, Core, Creds, Image, Inventory, ProcessEntry, ProcessImage, ThreadCore};
 use crate::memory;
 use crate::pagestore::PageStore;
 use crate::procfs;
@@ -88,43 +88,30 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     let _lock = DumpLock::acquire(pid)?;
 
     // 1. Refuse before touching anything.
-    let status = procfs::read_status(pid)?;
-    if status.threads != 1 {
-        return Err(Error::Unsupported {
-            pid,
-            reason: format!(
-                "it has {} threads; this version dumps single-threaded processes",
-                status.threads
-            ),
-        });
-    }
-    if status.seccomp != 0 {
-        return Err(Error::Unsupported {
-            pid,
-            reason: "it runs under seccomp, which stasis cannot restore yet (and which may kill it for the syscalls stasis runs in it)".into(),
-        });
-    }
-    if status.tracer_pid != 0 {
-        return Err(Error::Target {
-            pid,
-            reason: format!("it is being traced by process {}", status.tracer_pid),
-        });
-    }
-    memory::refuse_shared_mm(pid, &procfs::read_stat(pid)?)?;
+    refuse_unsupported_task(pid, true)?;
     memory::plan(pid, &procfs::read_smaps(pid)?, &mut FileTable::default())?;
     files::dump(pid, opts.shell_job, &mut FileTable::default())?;
-    let work = prepare_dir(&opts.dir, pid)?;
+    let (work, _dir_lock) = prepare_dir(&opts.dir, pid)?;
     let _cleanup = RemoveOnDrop(work.clone());
 
     // 2. Stop it.
     let mut t = Tracee::seize(pid)?;
     info!(pid, "stopped");
-    if let Err(e) = failpoint::hit("dump:seized") {
-        let _ = t.detach(0);
-        return Err(e);
-    }
-    let orig_regs = t.regs()?;
-    let orig_mask = sys::ptrace_get_sigmask(pid).ctx(|| format!("process {pid}: PTRACE_GETSIGMASK"))?;
+    let stopped = (|| {
+        failpoint::hit("dump:seized")?;
+        refuse_unsupported_task(pid, false)?;
+        let regs = t.regs()?;
+        let mask = sys::ptrace_get_sigmask(pid).ctx(|| format!("process {pid}: PTRACE_GETSIGMASK"))?;
+        Ok::<_, Error>((regs, mask))
+    })();
+    let (orig_regs, orig_mask) = match stopped {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing was changed yet: it goes on from its stop as if never stopped.
+            let _ = t.detach(0);
+            return Err(e);
+        }
+    };
 
     // The image is written beside the old one (if any) and replaces it only when complete.
     match dump_stopped(&mut t, opts, &work, orig_mask).and_then(|s| commit_image(&work, &opts.dir).map(|()| s)) {
@@ -145,6 +132,34 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
             Err(e)
         }
     }
+}
+
+/// Threads, seccomp and another process sharing the address space: checked before the task
+/// is stopped, and again once it is (it may have changed in between).
+fn refuse_unsupported_task(pid: Pid, before_stop: bool) -> Result<()> {
+    let status = procfs::read_status(pid)?;
+    if status.threads != 1 {
+        return Err(Error::Unsupported {
+            pid,
+            reason: format!(
+                "it has {} threads; this version dumps single-threaded processes",
+                status.threads
+            ),
+        });
+    }
+    if status.seccomp != 0 {
+        return Err(Error::Unsupported {
+            pid,
+            reason: "it runs under seccomp, which stasis cannot restore yet (and which may kill it for the syscalls stasis runs in it)".into(),
+        });
+    }
+    if before_stop && status.tracer_pid != 0 {
+        return Err(Error::Target {
+            pid,
+            reason: format!("it is being traced by process {}", status.tracer_pid),
+        });
+    }
+    memory::refuse_shared_mm(pid, &procfs::read_stat(pid)?)
 }
 
 /// Puts the task back exactly as it was and lets it go.
@@ -189,6 +204,15 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, work: &Path, orig_mask: u64)
     sys::ptrace_set_sigmask(pid, orig_mask).ctx(|| "restoring the signal mask")?;
     t.park(&orig_regs)?;
     debug!(pid, handlers = actions.len(), "asked the task");
+    if injected.securebits & task::SECBITS_LOCKED != 0 {
+        return Err(Error::Unsupported {
+            pid,
+            reason: format!(
+                "its securebits {:#x} hold locks that cannot be restored",
+                injected.securebits
+            ),
+        });
+    }
 
     // 4. From outside.
     let (regs, xstate) = cpu::dump(t, &orig_regs)?;
@@ -238,7 +262,10 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, work: &Path, orig_mask: u64)
         umask: state.umask,
         cwd: state.cwd,
         root: state.root,
-        creds: state.creds,
+        creds: Creds {
+            securebits: injected.securebits,
+            ..state.creds
+        },
         rlimits: state.rlimits,
         pdeathsig: injected.pdeathsig,
         dumpable: injected.dumpable,
@@ -304,16 +331,26 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Creates DIR (0700) and an empty work directory inside it for the new image.
-fn prepare_dir(dir: &Path, pid: Pid) -> Result<PathBuf> {
-    let work = dir.join(format!(".partial-{pid}"));
-    let _ = fs::remove_dir_all(&work);
+/// Creates DIR (0700), locks it against other dumps into it, and makes an empty work
+/// directory inside it for the new image. The lock is held while the returned file lives.
+fn prepare_dir(dir: &Path, pid: Pid) -> Result<(PathBuf, fs::File)> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
+        .create(dir)
+        .ctx(|| format!("creating {}", dir.display()))?;
+    let lock = fs::File::open(dir).ctx(|| format!("opening {}", dir.display()))?;
+    sys::flock_exclusive_nb(lock.as_fd()).map_err(|_| Error::Sys {
+        what: format!("locking {}", dir.display()),
+        err: std::io::Error::other("another stasis dump is writing into this directory"),
+    })?;
+    let work = dir.join(format!(".partial-{pid}"));
+    let _ = fs::remove_dir_all(&work);
+    fs::DirBuilder::new()
+        .mode(0o700)
         .create(&work)
         .ctx(|| format!("creating {}", work.display()))?;
-    Ok(work)
+    Ok((work, lock))
 }
 
 /// Replaces the image in `dir` (if any) with the complete one in `work`: the old inventory
@@ -330,7 +367,11 @@ fn commit_image(work: &Path, dir: &Path) -> Result<()> {
     for name in names {
         fs::rename(work.join(&name), dir.join(&name)).ctx(|| format!("moving {name:?} into {}", dir.display()))?;
     }
-    fs::remove_dir(work).ctx(|| format!("removing {}", work.display()))
+    fs::remove_dir(work).ctx(|| format!("removing {}", work.display()))?;
+    // The renames are durable only once the directory is.
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("syncing {}", dir.display()))
 }
 
 /// Removes stasis image files from `dir`, the inventory first so a half-removed directory

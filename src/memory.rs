@@ -216,7 +216,19 @@ pub fn refuse_shared_mm(pid: Pid, stat: &crate::procfs::Stat) -> Result<()> {
         let Ok(o) = crate::procfs::read_stat(other) else {
             continue;
         };
-        if (o.start_code, o.end_code, o.start_stack, o.start_brk) == key && sys::same_mm(pid, other).unwrap_or(false) {
+        let shared = (o.start_code, o.end_code, o.start_stack, o.start_brk) == key
+            && match sys::same_mm(pid, other) {
+                Ok(same) => same,
+                // It ended meanwhile: it shares nothing any more.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => false,
+                Err(e) => {
+                    return Err(Error::Sys {
+                        what: format!("comparing the address spaces of {pid} and {other} (kcmp)"),
+                        err: e,
+                    });
+                }
+            };
+        if shared {
             return Err(Error::Unsupported {
                 pid,
                 reason: format!("process {other} shares its address space (clone with CLONE_VM or vfork)"),

@@ -65,9 +65,9 @@ impl Tracee {
             match sys::waitpid(pid, 0) {
                 Ok(Some(WaitStatus::Stopped { event, .. })) if event == libc::PTRACE_EVENT_STOP => break,
                 Ok(Some(WaitStatus::Stopped { sig, .. })) => {
-                    // A signal-delivery stop: let the signal through; the interrupt stays
-                    // pending and stops the task right after.
-                    if let Err(e) = sys::ptrace_cont(pid, sig) {
+                    // A signal-delivery stop: let the signal through and ask again for the
+                    // stop (any trap clears a pending interrupt).
+                    if let Err(e) = sys::ptrace_interrupt(pid).and_then(|()| sys::ptrace_cont(pid, sig)) {
                         let _ = sys::ptrace_detach(pid, sig);
                         return Err(remote_err(pid, "PTRACE_CONT", e));
                     }
@@ -243,7 +243,9 @@ impl Tracee {
             match sys::waitpid(pid, 0).map_err(|e| remote_err(pid, "waitpid", e))? {
                 Some(WaitStatus::Stopped { event, .. }) if event == libc::PTRACE_EVENT_STOP => break,
                 Some(WaitStatus::Stopped { sig, .. }) => {
-                    // A signal on its way: deliver it; the interrupt stops the task after.
+                    // A signal on its way: deliver it, and ask again for the stop after it
+                    // (any trap clears a pending interrupt).
+                    sys::ptrace_interrupt(pid).map_err(|e| remote_err(pid, "PTRACE_INTERRUPT", e))?;
                     sys::ptrace_cont(pid, sig).map_err(|e| remote_err(pid, "PTRACE_CONT", e))?;
                 }
                 Some(WaitStatus::Exited(_) | WaitStatus::Signaled(_)) => {

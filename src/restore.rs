@@ -119,7 +119,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
         return Err(Error::Restore(if msg.is_empty() {
             format!("tracing the new process: {e}")
         } else {
-            msg
+            format!("tracing the new process: {e} (it said: {msg})")
         }));
     }
     sys::write_raw(go_w.as_raw_fd(), b"g").ctx(|| "starting the new process")?;

@@ -55,6 +55,8 @@ pub fn dump_process(pid: Pid, stat: &Stat, status: &procfs::Status) -> Result<Pr
             gid: status.gid,
             groups: status.groups.clone(),
             caps: status.caps,
+            // Only the task can tell (see dump_injected); filled in by the dump.
+            securebits: 0,
             no_new_privs: status.no_new_privs,
         },
         rlimits,
@@ -65,6 +67,7 @@ pub fn dump_process(pid: Pid, stat: &Stat, status: &procfs::Status) -> Result<Pr
 pub struct Injected {
     pub pdeathsig: i32,
     pub dumpable: i32,
+    pub securebits: u64,
     pub brk: u64,
     pub clear_child_tid: u64,
 }
@@ -83,6 +86,11 @@ pub fn dump_injected(t: &mut Tracee, scratch: u64) -> Result<Injected> {
     )?;
     let clear_child_tid = u64::from_ne_bytes(t.read_mem(scratch, 8)?.try_into().expect("8 bytes"));
     let brk = t.syscall("brk(0)", libc::SYS_brk, &[0])?;
+    let securebits = t.syscall(
+        "prctl(PR_GET_SECUREBITS)",
+        libc::SYS_prctl,
+        &[libc::PR_GET_SECUREBITS as u64],
+    )?;
     let dumpable = t.syscall(
         "prctl(PR_GET_DUMPABLE)",
         libc::SYS_prctl,
@@ -91,6 +99,7 @@ pub fn dump_injected(t: &mut Tracee, scratch: u64) -> Result<Injected> {
     Ok(Injected {
         pdeathsig,
         dumpable,
+        securebits,
         brk,
         clear_child_tid,
     })
@@ -271,19 +280,73 @@ pub fn restore_process(t: &mut Tracee, scratch: u64, c: &crate::image::Core) -> 
     Ok(())
 }
 
+/// Bits of securebits (linux/securebits.h).
+pub const SECBIT_KEEP_CAPS: u64 = 1 << 4;
+/// The *_LOCKED bits: once set they cannot be changed, not even by stasis.
+pub const SECBITS_LOCKED: u64 = (1 << 1) | (1 << 3) | (1 << 5) | (1 << 7);
+
+/// capset v3 of (effective, permitted, inheritable): header {version, pid 0}, then those
+/// three for the low and for the high 32 capabilities.
+fn capset(t: &mut Tracee, scratch: u64, effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut b = Vec::with_capacity(32);
+    for w in [LINUX_CAPABILITY_VERSION_3, 0] {
+        b.extend_from_slice(&w.to_ne_bytes());
+    }
+    for half in [0, 32] {
+        for set in [effective, permitted, inheritable] {
+            b.extend_from_slice(&((set >> half) as u32).to_ne_bytes());
+        }
+    }
+    t.write_mem(scratch, &b)?;
+    t.syscall("capset", libc::SYS_capset, &[scratch, scratch + 8])?;
+    Ok(())
+}
+
+/// capget v3 of the task itself: (effective, permitted, inheritable).
+fn capget(t: &mut Tracee, scratch: u64) -> Result<(u64, u64, u64)> {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut h = LINUX_CAPABILITY_VERSION_3.to_ne_bytes().to_vec();
+    h.extend_from_slice(&0u32.to_ne_bytes());
+    t.write_mem(scratch, &h)?;
+    t.syscall("capget", libc::SYS_capget, &[scratch, scratch + 8])?;
+    let d = t.read_mem(scratch + 8, 24)?;
+    let w = |i: usize| u64::from(u32::from_ne_bytes(d[i * 4..i * 4 + 4].try_into().expect("4 bytes")));
+    Ok((w(0) | w(3) << 32, w(1) | w(4) << 32, w(2) | w(5) << 32))
+}
+
+/// Credentials in the order the kernel allows: the inheritable set (it must fit in the
+/// bounding set plus the old inheritable one), bounding-set drops and securebits while
+/// still privileged, groups and ids with the permitted set kept, then the capability sets,
+/// ambient capabilities, keep-caps and no_new_privs.
 fn restore_creds(t: &mut Tracee, scratch: u64, creds: &Creds) -> Result<()> {
     const CAP_LAST: u64 = 63;
     let caps = creds.caps;
-    // Dropping from the bounding set needs CAP_SETPCAP: while still the restorer's root.
-    for cap in (0..=CAP_LAST).filter(|c| caps.bounding & (1 << c) == 0) {
-        // Capabilities this kernel does not know fail with EINVAL: nothing to drop.
-        let _ = t.syscall_raw(libc::SYS_prctl, &[libc::PR_CAPBSET_DROP as u64, cap]);
+    let full = u64::MAX >> (63 - CAP_LAST);
+    // First only the inheritable set, keeping the restorer's effective and permitted ones.
+    let (effective, permitted, _) = capget(t, scratch)?;
+    capset(t, scratch, effective, permitted, caps.inheritable & full)?;
+    let all_known: u64 = (0..=CAP_LAST)
+        .filter(|&c| {
+            matches!(
+                t.syscall_raw(libc::SYS_prctl, &[libc::PR_CAPBSET_READ as u64, c]),
+                Ok(1)
+            )
+        })
+        .fold(0, |m, c| m | (1 << c));
+    for cap in (0..=CAP_LAST).filter(|c| all_known & (1 << c) != 0 && caps.bounding & (1 << c) == 0) {
+        t.syscall(
+            "prctl(PR_CAPBSET_DROP)",
+            libc::SYS_prctl,
+            &[libc::PR_CAPBSET_DROP as u64, cap],
+        )?;
     }
-    // Keep the permitted set across the change of uid; capset trims it below.
+    // Keep the permitted set across the change of ids; capset trims it below.
+    let bits = (creds.securebits & !SECBITS_LOCKED) | SECBIT_KEEP_CAPS;
     t.syscall(
-        "prctl(PR_SET_KEEPCAPS)",
+        "prctl(PR_SET_SECUREBITS)",
         libc::SYS_prctl,
-        &[libc::PR_SET_KEEPCAPS as u64, 1],
+        &[libc::PR_SET_SECUREBITS as u64, bits],
     )?;
     let groups: Vec<u8> = creds.groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
     t.write_mem(scratch, &groups)?;
@@ -294,28 +357,23 @@ fn restore_creds(t: &mut Tracee, scratch: u64, creds: &Creds) -> Result<()> {
         libc::SYS_setresgid,
         &[g[0] as u64, g[1] as u64, g[2] as u64],
     )?;
-    t.syscall("setfsgid", libc::SYS_setfsgid, &[g[3] as u64])?;
     let u = creds.uid;
     t.syscall(
         "setresuid",
         libc::SYS_setresuid,
         &[u[0] as u64, u[1] as u64, u[2] as u64],
     )?;
-    t.syscall("setfsuid", libc::SYS_setfsuid, &[u[3] as u64])?;
-    // capset v3: header {version, pid}, then {effective, permitted, inheritable} for the
-    // low and the high 32 capabilities.
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mut b = Vec::with_capacity(32);
-    for w in [LINUX_CAPABILITY_VERSION_3, 0] {
-        b.extend_from_slice(&w.to_ne_bytes());
-    }
-    for half in [0, 32] {
-        for set in [caps.effective, caps.permitted, caps.inheritable] {
-            b.extend_from_slice(&((set >> half) as u32).to_ne_bytes());
+    // setfs[ug]id return the previous value, never an error: ask again to know it took.
+    for (name, nr, want) in [
+        ("setfsgid", libc::SYS_setfsgid, g[3]),
+        ("setfsuid", libc::SYS_setfsuid, u[3]),
+    ] {
+        t.syscall(name, nr, &[want as u64])?;
+        if t.syscall(name, nr, &[u32::MAX as u64])? as u32 != want {
+            return Err(crate::error::Error::Restore(format!("{name}({want}) did not take")));
         }
     }
-    t.write_mem(scratch, &b)?;
-    t.syscall("capset", libc::SYS_capset, &[scratch, scratch + 8])?;
+    capset(t, scratch, caps.effective, caps.permitted, caps.inheritable)?;
     for cap in (0..=CAP_LAST).filter(|c| caps.ambient & (1 << c) != 0) {
         t.syscall(
             "prctl(PR_CAP_AMBIENT_RAISE)",
@@ -323,10 +381,11 @@ fn restore_creds(t: &mut Tracee, scratch: u64, creds: &Creds) -> Result<()> {
             &[libc::PR_CAP_AMBIENT as u64, libc::PR_CAP_AMBIENT_RAISE as u64, cap],
         )?;
     }
+    let keep = u64::from(creds.securebits & SECBIT_KEEP_CAPS != 0);
     t.syscall(
         "prctl(PR_SET_KEEPCAPS)",
         libc::SYS_prctl,
-        &[libc::PR_SET_KEEPCAPS as u64, 0],
+        &[libc::PR_SET_KEEPCAPS as u64, keep],
     )?;
     if creds.no_new_privs {
         t.syscall(

@@ -607,6 +607,7 @@ fn root_credentials_and_security_state() {
 import ctypes, os, signal
 libc = ctypes.CDLL(None, use_errno=True)
 assert libc.prctl(24, 21, 0, 0, 0) == 0          # PR_CAPBSET_DROP CAP_SYS_ADMIN
+assert libc.prctl(28, 1, 0, 0, 0) == 0           # PR_SET_SECUREBITS SECBIT_NOROOT
 os.setgroups([4242, 4343])
 os.setresgid(1234, 1235, 1236)
 os.setresuid(1234, 1235, 1236)
@@ -621,6 +622,7 @@ def state():
     libc.prctl(2, ctypes.byref(pd), 0, 0, 0)     # PR_GET_PDEATHSIG
     st["pdeathsig"] = pd.value
     st["dumpable"] = libc.prctl(3, 0, 0, 0, 0)   # PR_GET_DUMPABLE
+    st["securebits"] = libc.prctl(27, 0, 0, 0, 0) # PR_GET_SECUREBITS
     return st
 before = state()
 signal.signal(signal.SIGTERM, lambda *a: None)

@@ -135,6 +135,8 @@ pub struct Creds {
     pub gid: [u32; 4],
     pub groups: Vec<u32>,
     pub caps: Caps,
+    /// PR_GET_SECUREBITS (keep-caps included); the *_LOCKED bits are not restored.
+    pub securebits: u64,
     pub no_new_privs: bool,
 }
 

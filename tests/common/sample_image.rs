@@ -226,6 +226,7 @@ pub fn sample() -> Image {
                 bounding: (1 << 41) - 1,
                 ..Caps::default()
             },
+            securebits: 0,
             no_new_privs: true,
         },
         rlimits: vec![
