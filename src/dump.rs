@@ -94,7 +94,8 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     let (work, _dir_lock) = prepare_dir(&opts.dir, pid)?;
     let _cleanup = RemoveOnDrop(work.clone());
 
-    // 2. Stop it.
+    // 2. Stop it (noting first whether job control already had).
+    let was_stopped = procfs::read_stat(pid)?.state == 'T';
     let mut t = Tracee::seize(pid)?;
     info!(pid, "stopped");
     let stopped = (|| {
@@ -114,7 +115,9 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     };
 
     // The image is written beside the old one (if any) and replaces it only when complete.
-    match dump_stopped(&mut t, opts, &work, orig_mask).and_then(|s| commit_image(&work, &opts.dir).map(|()| s)) {
+    match dump_stopped(&mut t, opts, &work, orig_mask, was_stopped)
+        .and_then(|s| commit_image(&work, &opts.dir).map(|()| s))
+    {
         Ok(summary) => {
             if opts.leave_running {
                 cure(t, &orig_regs, orig_mask)?;
@@ -171,7 +174,13 @@ fn cure(mut t: Tracee, orig_regs: &sys::UserRegs, mask: u64) -> Result<()> {
     masked.and(parked).and(detached)
 }
 
-fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, work: &Path, orig_mask: u64) -> Result<DumpSummary> {
+fn dump_stopped(
+    t: &mut Tracee,
+    opts: &DumpOptions,
+    work: &Path,
+    orig_mask: u64,
+    was_stopped: bool,
+) -> Result<DumpSummary> {
     let pid = t.pid;
     let orig_regs = t.regs()?;
     let smaps = procfs::read_smaps(pid)?;
@@ -256,6 +265,7 @@ fn dump_stopped(t: &mut Tracee, opts: &DumpOptions, work: &Path, orig_mask: u64)
     let core = Core {
         pid,
         comm: state.comm,
+        stopped: was_stopped,
         sid: state.sid,
         pgid: state.pgid,
         personality: state.personality,

@@ -145,6 +145,8 @@ pub fn read_smaps(pid: Pid) -> Result<Vec<MapEntry>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stat {
     pub comm: String,
+    /// R, S, D, T (stopped by a signal), t (tracing stop), Z ...
+    pub state: char,
     pub ppid: Pid,
     pub pgrp: Pid,
     pub session: Pid,
@@ -171,6 +173,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let p = |i: usize| -> Option<Pid> { f.get(i - 3)?.parse().ok() };
     Some(Stat {
         comm,
+        state: f.first()?.chars().next()?,
         ppid: p(4)?,
         pgrp: p(5)?,
         session: p(6)?,

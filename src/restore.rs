@@ -142,6 +142,10 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored> {
     failpoint::hit("restore:stopped")?;
     build(&mut t, p, &plan, pages)?;
     failpoint::hit("restore:built")?;
+    if p.core.stopped {
+        // Pending when it is let go: it stops again at once, as it was.
+        sys::kill(pid, libc::SIGSTOP).ctx(|| "stopping the restored process as it was")?;
+    }
     debug!(elapsed = ?t0.elapsed(), "built");
     t.detach(0)?;
     std::mem::forget(guard);

@@ -704,3 +704,49 @@ print("PASS", flush=True)
         assert_eq!(read(&s.out()).lines().last(), Some("PASS"), "{name}");
     }
 }
+
+fn state_of(pid: i32) -> char {
+    let stat = read(Path::new(&format!("/proc/{pid}/stat")));
+    stat.rsplit(')')
+        .next()
+        .unwrap_or("")
+        .trim_start()
+        .chars()
+        .next()
+        .unwrap_or('?')
+}
+
+fn wait_state(pid: i32, want: char) {
+    let start = std::time::Instant::now();
+    while state_of(pid) != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "process {pid} never reached state {want}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A process stopped by job control (SIGSTOP) is dumped stopped and comes back stopped;
+/// SIGCONT then lets it go on.
+#[test]
+fn root_stopped_process_stays_stopped() {
+    let s = Scratch::new("stopped");
+    let bin = workload("counter");
+    let p = start(&s, &bin, &[]);
+    let pid = p.pid;
+    wait_for_line(&s.out(), "tick 2", Duration::from_secs(10));
+    stasis::sys::kill(pid, libc::SIGSTOP).unwrap();
+    wait_state(pid, 'T');
+    dump(&p, &s, &[]);
+    p.reap();
+    let ticks = || read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
+    let (r, q) = restore(&s, pid, &bin, &[]);
+    wait_state(pid, 'T');
+    let n = ticks();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ticks(), n, "it ran while it should be stopped");
+    stasis::sys::kill(pid, libc::SIGCONT).unwrap();
+    wait_for_line(&s.out(), &format!("tick {}", n + 2), Duration::from_secs(10));
+    assert_eq!(finish(&s, r, q), "PASS");
+}

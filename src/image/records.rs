@@ -110,6 +110,8 @@ pub struct PageRun {
 pub struct Core {
     pub pid: i32,
     pub comm: String,
+    /// Stopped by job control (SIGSTOP, SIGTSTP ...) when dumped: it comes back stopped.
+    pub stopped: bool,
     pub sid: i32,
     pub pgid: i32,
     pub personality: u32,

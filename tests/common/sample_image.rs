@@ -212,6 +212,7 @@ pub fn sample() -> Image {
     let core = Core {
         pid: PID,
         comm: "sample".to_string(),
+        stopped: false,
         sid: 4000,
         pgid: PID,
         personality: 0,
