@@ -26,6 +26,8 @@ pub struct Tracee {
     template: UserRegs,
     /// Set once an injected syscall changed the registers: they must be put back.
     regs_dirty: bool,
+    /// A SIGSTOP arrived while syscalls were run in the task: re-sent when it is parked.
+    stop_requested: bool,
 }
 
 fn remote_err(pid: Pid, call: &str, source: io::Error) -> Error {
@@ -56,6 +58,7 @@ impl Tracee {
             syscall_ip: 0,
             template: regs_from_words(&[0u64; 27]),
             regs_dirty: false,
+            stop_requested: false,
         };
         if let Err(e) = sys::ptrace_interrupt(pid) {
             let _ = sys::ptrace_detach(pid, 0);
@@ -97,6 +100,7 @@ impl Tracee {
             syscall_ip: 0,
             template: regs,
             regs_dirty: false,
+            stop_requested: false,
         })
     }
 
@@ -175,6 +179,12 @@ impl Tracee {
                 Some(WaitStatus::Stopped { sig, .. }) if sig == SIGTRAP_SYSGOOD => return Ok(()),
                 Some(WaitStatus::Stopped { event, .. }) if event != 0 => {
                     // A pending PTRACE_INTERRUPT or group stop: go on to the syscall stop.
+                    sys::ptrace_syscall(pid, 0).map_err(|e| remote_err(pid, "PTRACE_SYSCALL", e))?;
+                }
+                Some(WaitStatus::Stopped { sig, .. }) if sig == libc::SIGSTOP => {
+                    // Every other signal is blocked while stasis works in the task; a stop
+                    // request is held back and passed on when the task is parked.
+                    self.stop_requested = true;
                     sys::ptrace_syscall(pid, 0).map_err(|e| remote_err(pid, "PTRACE_SYSCALL", e))?;
                 }
                 Some(WaitStatus::Stopped { sig, .. }) => {
@@ -258,6 +268,10 @@ impl Tracee {
             }
         }
         self.regs_dirty = false;
+        if std::mem::take(&mut self.stop_requested) {
+            // Pending when it is let go: it stops as it leaves this stop.
+            sys::kill(pid, libc::SIGSTOP).map_err(|e| remote_err(pid, "kill(SIGSTOP)", e))?;
+        }
         Ok(())
     }
 

@@ -750,3 +750,38 @@ fn root_stopped_process_stays_stopped() {
     wait_for_line(&s.out(), &format!("tick {}", n + 2), Duration::from_secs(10));
     assert_eq!(finish(&s, r, q), "PASS");
 }
+
+/// A SIGSTOP sent while stasis runs syscalls inside the task is held back, not lost: the dump
+/// goes on, and the task is stopped once it is let go.
+#[test]
+fn root_sigstop_during_dump_is_kept() {
+    let s = Scratch::new("stopduring");
+    let bin = workload("counter");
+    let p = start(&s, &bin, &[]);
+    let pid = p.pid;
+    let mut cmd = Command::new(stasis_bin());
+    cmd.args([
+        "dump",
+        "-t",
+        &pid.to_string(),
+        "-D",
+        s.image().to_str().unwrap(),
+        "--leave-running",
+    ])
+    .env("STASIS_FAILPOINT", "dump:injecting=delay")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(fs::File::create(s.dir.join("stasis.err")).unwrap());
+    stasis::sys::close_inherited_fds(&mut cmd);
+    let mut d = cmd.spawn().unwrap();
+    wait_for_line(&s.dir.join("stasis.err"), "stasis: failpoint", Duration::from_secs(20));
+    stasis::sys::kill(pid, libc::SIGSTOP).unwrap();
+    assert!(d.wait().unwrap().success(), "{}", read(&s.dir.join("stasis.err")));
+    wait_state(pid, 'T');
+    let n = read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
+    stasis::sys::kill(pid, libc::SIGCONT).unwrap();
+    wait_for_line(&s.out(), &format!("tick {}", n + 2), Duration::from_secs(10));
+    p.term();
+    assert!(p.reap().unwrap().success());
+    assert_eq!(read(&s.out()).lines().last(), Some("PASS"));
+}
