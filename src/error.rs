@@ -21,12 +21,19 @@ pub enum Error {
     /// /proc said something stasis cannot parse.
     #[error("/proc/{pid}/{file}: {reason}")]
     Proc { pid: i32, file: String, reason: String },
-    /// The image is damaged, inconsistent or from an incompatible version.
+    /// The image is damaged, inconsistent or from an incompatible version. (Not marked as
+    /// the source: the message already holds it, and error chains would print it twice.)
     #[error("bad image: {0}")]
-    Image(#[from] ImageError),
+    Image(ImageError),
     /// The image is fine but cannot be restored here and now.
     #[error("cannot restore: {0}")]
     Restore(String),
+}
+
+impl From<ImageError> for Error {
+    fn from(e: ImageError) -> Error {
+        Error::Image(e)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
