@@ -91,8 +91,8 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     refuse_unsupported_task(pid, true)?;
     memory::plan(pid, &procfs::read_smaps(pid)?, &mut FileTable::default())?;
     files::dump(pid, opts.shell_job, &mut FileTable::default())?;
-    let (work, _dir_lock) = prepare_dir(&opts.dir, pid)?;
-    let _cleanup = RemoveOnDrop(work.clone());
+    let (staging, _dir_lock) = prepare_dir(&opts.dir, pid)?;
+    let _cleanup = RemoveOnDrop(staging.work.clone());
 
     // 2. Stop it (noting first whether job control already had).
     let was_stopped = procfs::read_stat(pid)?.state == 'T';
@@ -115,8 +115,8 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
     };
 
     // The image is written beside the old one (if any) and replaces it only when complete.
-    match dump_stopped(&mut t, opts, &work, orig_mask, was_stopped)
-        .and_then(|s| commit_image(&work, &opts.dir).map(|()| s))
+    match dump_stopped(&mut t, opts, &staging.work, orig_mask, was_stopped)
+        .and_then(|s| commit_image(&staging, &opts.dir).map(|()| s))
     {
         Ok(summary) => {
             if opts.leave_running {
@@ -341,9 +341,18 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// Where the new image is written before it replaces the old one.
+struct Staging {
+    work: PathBuf,
+    /// `work` is a sibling of DIR, to be exchanged with it in one rename; otherwise it is
+    /// inside DIR (which holds other files) and the files move one by one.
+    exchange: bool,
+}
+
 /// Creates DIR (0700), locks it against other dumps into it, and makes an empty work
-/// directory inside it for the new image. The lock is held while the returned file lives.
-fn prepare_dir(dir: &Path, pid: Pid) -> Result<(PathBuf, fs::File)> {
+/// directory for the new image: beside DIR when DIR holds nothing but an image (so the two
+/// can be exchanged atomically), inside it otherwise. The lock lasts as long as the file.
+fn prepare_dir(dir: &Path, pid: Pid) -> Result<(Staging, fs::File)> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -354,19 +363,48 @@ fn prepare_dir(dir: &Path, pid: Pid) -> Result<(PathBuf, fs::File)> {
         what: format!("locking {}", dir.display()),
         err: std::io::Error::other("another stasis dump is writing into this directory"),
     })?;
-    let work = dir.join(format!(".partial-{pid}"));
+    let only_image = fs::read_dir(dir)
+        .ctx(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .all(|e| is_image_file(&e.file_name().to_string_lossy()));
+    let sibling = match (dir.parent(), dir.file_name()) {
+        (Some(parent), Some(name)) if only_image => {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            Some(parent.join(format!(".{}.partial-{pid}", name.to_string_lossy())))
+        }
+        _ => None,
+    };
+    let exchange = sibling.is_some();
+    let work = sibling.unwrap_or_else(|| dir.join(format!(".partial-{pid}")));
     let _ = fs::remove_dir_all(&work);
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&work)
         .ctx(|| format!("creating {}", work.display()))?;
-    Ok((work, lock))
+    Ok((Staging { work, exchange }, lock))
 }
 
-/// Replaces the image in `dir` (if any) with the complete one in `work`: the old inventory
-/// goes first and the new one comes last, so `dir` never looks like a complete image made
-/// of two dumps.
-fn commit_image(work: &Path, dir: &Path) -> Result<()> {
+/// Replaces the image in `dir` (if any) with the complete one in `staging`. Exchanging the
+/// two directories is atomic: DIR is always one whole image. Where that cannot be done, the
+/// old inventory goes first and the new one comes last, so DIR never looks like a complete
+/// image made of two dumps (but a crash in between leaves none).
+fn commit_image(staging: &Staging, dir: &Path) -> Result<()> {
+    let work = &staging.work;
+    if staging.exchange && sys::rename_exchange(work, dir).is_ok() {
+        // `work` now holds the old image.
+        let _ = fs::remove_dir_all(work);
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        return fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .ctx(|| format!("syncing {}", parent.display()));
+    }
     remove_image(dir);
     let mut names: Vec<_> = fs::read_dir(work)
         .ctx(|| format!("reading {}", work.display()))?
@@ -384,17 +422,20 @@ fn commit_image(work: &Path, dir: &Path) -> Result<()> {
         .ctx(|| format!("syncing {}", dir.display()))
 }
 
+/// Whether a file name is one an image consists of.
+fn is_image_file(name: &str) -> bool {
+    name == image::INVENTORY
+        || name == image::PAGES
+        || ["core-", "mm-", "fds-"].iter().any(|p| name.starts_with(p)) && name.ends_with(".img")
+}
+
 /// Removes stasis image files from `dir`, the inventory first so a half-removed directory
 /// never looks like a complete image.
 fn remove_image(dir: &Path) {
     let _ = fs::remove_file(dir.join(image::INVENTORY));
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            let ours = name == image::PAGES
-                || ["core-", "mm-", "fds-"].iter().any(|p| name.starts_with(p)) && name.ends_with(".img");
-            if ours {
+            if is_image_file(&e.file_name().to_string_lossy()) {
                 let _ = fs::remove_file(e.path());
             }
         }

@@ -407,11 +407,24 @@ fn root_inspect_json_and_image_permissions() {
     let bin = workload("mem");
     let p = start(&s, &bin, &[]);
     let pid = p.pid;
+    // A directory holding other files too: the image moves in file by file beside them.
+    fs::create_dir_all(s.image()).unwrap();
+    fs::write(s.image().join("notes.txt"), "mine").unwrap();
     dump(&p, &s, &["--leave-running"]);
+    assert_eq!(fs::read_to_string(s.image().join("notes.txt")).unwrap(), "mine");
+    fs::remove_file(s.image().join("notes.txt")).unwrap();
     for e in fs::read_dir(s.image()).unwrap().flatten() {
         let mode = e.metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{:?}", e.file_name());
     }
+    // Dumped again (now exchanged whole), it is still a valid image and nothing is left over.
+    dump(&p, &s, &["--leave-running"]);
+    let leftovers: Vec<_> = fs::read_dir(&s.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let o = stasis(&["inspect", s.image().to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
