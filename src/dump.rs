@@ -116,7 +116,7 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpSummary> {
 
     // The image is written beside the old one (if any) and replaces it only when complete.
     match dump_stopped(&mut t, opts, &staging.work, orig_mask, was_stopped)
-        .and_then(|s| commit_image(&staging, &opts.dir).map(|()| s))
+        .and_then(|s| commit_image(&staging).map(|()| s))
     {
         Ok(summary) => {
             if opts.leave_running {
@@ -343,6 +343,8 @@ impl Drop for RemoveOnDrop {
 
 /// Where the new image is written before it replaces the old one.
 struct Staging {
+    /// DIR with symlinks resolved: the directory that is replaced, not a link to it.
+    dir: PathBuf,
     work: PathBuf,
     /// `work` is a sibling of DIR, to be exchanged with it in one rename; otherwise it is
     /// inside DIR (which holds other files) and the files move one by one.
@@ -358,6 +360,7 @@ fn prepare_dir(dir: &Path, pid: Pid) -> Result<(Staging, fs::File)> {
         .mode(0o700)
         .create(dir)
         .ctx(|| format!("creating {}", dir.display()))?;
+    let dir = &fs::canonicalize(dir).ctx(|| format!("resolving {}", dir.display()))?;
     let lock = fs::File::open(dir).ctx(|| format!("opening {}", dir.display()))?;
     sys::flock_exclusive_nb(lock.as_fd()).map_err(|_| Error::Sys {
         what: format!("locking {}", dir.display()),
@@ -385,15 +388,22 @@ fn prepare_dir(dir: &Path, pid: Pid) -> Result<(Staging, fs::File)> {
         .mode(0o700)
         .create(&work)
         .ctx(|| format!("creating {}", work.display()))?;
-    Ok((Staging { work, exchange }, lock))
+    Ok((
+        Staging {
+            dir: dir.clone(),
+            work,
+            exchange,
+        },
+        lock,
+    ))
 }
 
 /// Replaces the image in `dir` (if any) with the complete one in `staging`. Exchanging the
 /// two directories is atomic: DIR is always one whole image. Where that cannot be done, the
 /// old inventory goes first and the new one comes last, so DIR never looks like a complete
 /// image made of two dumps (but a crash in between leaves none).
-fn commit_image(staging: &Staging, dir: &Path) -> Result<()> {
-    let work = &staging.work;
+fn commit_image(staging: &Staging) -> Result<()> {
+    let (work, dir) = (&staging.work, staging.dir.as_path());
     if staging.exchange && sys::rename_exchange(work, dir).is_ok() {
         // `work` now holds the old image.
         let _ = fs::remove_dir_all(work);
