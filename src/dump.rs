@@ -234,14 +234,12 @@ fn dump_stopped(
     let fds = files::dump(pid, opts.shell_job, &mut table)?;
 
     // 5. Pages.
-    let t0 = std::time::Instant::now();
+    let started = std::time::Instant::now();
     let capacity = memory::scan(pid, &mut plan)?;
     memory::flush_shared_files(pid, &plan)?;
-    let t1 = std::time::Instant::now();
     let mut store = PageStore::create(&work.join(image::PAGES), capacity)?;
-    let t2 = std::time::Instant::now();
     let (vmas, shmem) = memory::copy_pages(pid, plan, &mut store)?;
-    debug!(pid, scan = ?(t1 - t0), create = ?(t2 - t1), copy = ?t2.elapsed(), "pages");
+    debug!(pid, elapsed = ?started.elapsed(), "pages scanned and copied");
     failpoint::hit("dump:pages-copied")?;
 
     // 6. The layout must be the one the pages were read from.
@@ -252,9 +250,7 @@ fn dump_stopped(
             reason: "its address space changed during the dump".into(),
         });
     }
-    let t3 = std::time::Instant::now();
     let pages = store.finish()?;
-    debug!(pid, finish = ?t3.elapsed(), "pages.img done");
     let (stored, zeros) = vmas
         .iter()
         .map(|v| &v.pages)

@@ -99,7 +99,7 @@ pub fn plan(pid: Pid, entries: &[MapEntry], files: &mut FileTable) -> Result<Mem
             continue; // the kernel gives every process the same one
         }
         // The vvar pages are the kernel's own PFN mapping; everything else like it is refused.
-        let special = e.path == "[vdso]" || e.path.starts_with("[vvar");
+        let special = e.is_vdso_or_vvar();
         for (code, what) in REFUSED_FLAGS {
             if e.has_flag(code) && !special {
                 return Err(refuse(pid, e, &format!("{what} cannot be restored")));

@@ -39,6 +39,11 @@ impl MapEntry {
         self.start == self.end
     }
 
+    /// The kernel's vdso and its data pages ([vvar], [vvar_vclock]): moved, never recreated.
+    pub fn is_vdso_or_vvar(&self) -> bool {
+        self.path == "[vdso]" || self.path.starts_with("[vvar")
+    }
+
     /// The same layout fields that /proc/PID/maps shows, for change detection.
     pub fn same_layout(&self, o: &MapEntry) -> bool {
         (

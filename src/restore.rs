@@ -205,7 +205,7 @@ fn precheck(img: &Image, p: &ProcessImage, opts: &RestoreOptions) -> Result<()> 
     // The vdso and vvar are moved, not recreated: this kernel's must be the same shape.
     let ours: HashMap<String, u64> = procfs::read_maps(sys::getpid())?
         .into_iter()
-        .filter(|m| m.path == "[vdso]" || m.path.starts_with("[vvar"))
+        .filter(|m| m.is_vdso_or_vvar())
         .map(|m| (m.path.clone(), m.len()))
         .collect();
     for v in p.mm.vmas.iter().filter(|v| is_special(&v.kind)) {
@@ -375,10 +375,7 @@ fn build(t: &mut Tracee, p: &ProcessImage, plan: &FdPlan, pages: &[u8]) -> Resul
     t.syscall("mmap(scratch)", libc::SYS_mmap, &[scratch, ps, prot, anon, u64::MAX, 0])?;
 
     // Drop the restorer's image: everything but the kernel's special mappings.
-    let specials: Vec<&procfs::MapEntry> = own
-        .iter()
-        .filter(|m| m.path == "[vdso]" || m.path.starts_with("[vvar"))
-        .collect();
+    let specials: Vec<&procfs::MapEntry> = own.iter().filter(|m| m.is_vdso_or_vvar()).collect();
     for m in own
         .iter()
         .filter(|m| m.path != "[vsyscall]" && !specials.iter().any(|s| s.start == m.start))

@@ -326,15 +326,9 @@ fn restore_creds(t: &mut Tracee, scratch: u64, creds: &Creds) -> Result<()> {
     // First only the inheritable set, keeping the restorer's effective and permitted ones.
     let (effective, permitted, _) = capget(t, scratch)?;
     capset(t, scratch, effective, permitted, caps.inheritable & full)?;
-    let all_known: u64 = (0..=CAP_LAST)
-        .filter(|&c| {
-            matches!(
-                t.syscall_raw(libc::SYS_prctl, &[libc::PR_CAPBSET_READ as u64, c]),
-                Ok(1)
-            )
-        })
-        .fold(0, |m, c| m | (1 << c));
-    for cap in (0..=CAP_LAST).filter(|c| all_known & (1 << c) != 0 && caps.bounding & (1 << c) == 0) {
+    // Its current bounding set (the restorer's), read from outside: only those can be dropped.
+    let current_bounding = procfs::read_status(t.pid)?.caps.bounding;
+    for cap in (0..=CAP_LAST).filter(|c| current_bounding & (1 << c) != 0 && caps.bounding & (1 << c) == 0) {
         t.syscall(
             "prctl(PR_CAPBSET_DROP)",
             libc::SYS_prctl,
