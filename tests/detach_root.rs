@@ -22,7 +22,7 @@ fn root_restore_detached_keeps_running_after_stasis_exits() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), pid.to_string());
     // stasis is gone; the process runs on, ours now.
-    let n = read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
+    let n = ticks(&s);
     wait_for_line(&s.out(), &format!("tick {}", n + 3), Duration::from_secs(10));
     let status = read(std::path::Path::new(&format!("/proc/{pid}/status")));
     assert!(status.contains(&format!("PPid:\t{}", std::process::id())), "{status}");

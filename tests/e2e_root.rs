@@ -136,8 +136,7 @@ fn root_leave_running_is_undisturbed() {
     wait_for_line(&s.out(), "tick 3", Duration::from_secs(10));
     dump(&p, &s, &["--leave-running"]);
     assert!(p.alive());
-    let ticks = || read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
-    let at_dump = ticks();
+    let at_dump = ticks(&s);
     wait_for_line(&s.out(), &format!("tick {}", at_dump + 5), Duration::from_secs(10));
     p.term();
     let st = p.reap().unwrap();
@@ -231,20 +230,15 @@ fn root_dump_killed_midway_leaves_target_fine() {
         let s = Scratch::new("killed");
         let bin = workload("counter");
         let p = start(&s, &bin, &[]);
-        let mut cmd = Command::new(stasis_bin());
-        cmd.args(["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()])
-            .env("STASIS_FAILPOINT", format!("{point}=pause"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(s.dir.join("stasis.err")).unwrap());
-        stasis::sys::close_inherited_fds(&mut cmd);
-        let mut d = cmd.spawn().unwrap();
-        wait_for_line(&s.dir.join("stasis.err"), "stasis: failpoint", Duration::from_secs(20));
+        let pid = p.pid.to_string();
+        let img = s.image();
+        let args = ["dump", "-t", &pid, "-D", img.to_str().unwrap()];
+        let mut d = stasis_at_failpoint(&s, &args, &format!("{point}=pause"));
         d.kill().unwrap();
         d.wait().unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert_untouched(p.pid);
-        let n = read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
+        let n = ticks(&s);
         wait_for_line(&s.out(), &format!("tick {}", n + 2), Duration::from_secs(10));
         p.term();
         assert!(p.reap().unwrap().success(), "{point}");
@@ -281,12 +275,11 @@ fn root_failed_dump_leaves_target_and_directory() {
         };
         let before_files = files(&s.image());
         let before = snapshot(p.pid);
-        let o = Command::new(stasis_bin())
-            .args(["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()])
-            .env("STASIS_FAILPOINT", format!("{point}=error"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let pid = p.pid.to_string();
+        let o = stasis_with_failpoint(
+            &["dump", "-t", &pid, "-D", s.image().to_str().unwrap()],
+            Some(&format!("{point}=error")),
+        );
         assert_eq!(o.status.code(), Some(1), "{point}");
         assert!(stderr(&o).contains(point), "{point}: {}", stderr(&o));
         assert_eq!(files(&s.image()), before_files, "{point}: the directory changed");
@@ -310,12 +303,10 @@ fn root_failed_restore_leaves_no_process() {
     dump(&p, &s, &[]);
     p.reap();
     for point in ["restore:stopped", "restore:built"] {
-        let o = Command::new(stasis_bin())
-            .args(["restore", "-D", s.image().to_str().unwrap()])
-            .env("STASIS_FAILPOINT", format!("{point}=error"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let o = stasis_with_failpoint(
+            &["restore", "-D", s.image().to_str().unwrap()],
+            Some(&format!("{point}=error")),
+        );
         assert_eq!(o.status.code(), Some(1), "{point}");
         assert!(stderr(&o).contains(point), "{}", stderr(&o));
         assert!(
@@ -379,15 +370,12 @@ fn root_second_dump_of_same_pid_is_refused() {
     let s = Scratch::new("twodumps");
     let bin = workload("counter");
     let p = start(&s, &bin, &[]);
-    let mut cmd = Command::new(stasis_bin());
-    cmd.args(["dump", "-t", &p.pid.to_string(), "-D", s.image().to_str().unwrap()])
-        .env("STASIS_FAILPOINT", "dump:seized=pause")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(s.dir.join("stasis.err")).unwrap());
-    stasis::sys::close_inherited_fds(&mut cmd);
-    let mut first = cmd.spawn().unwrap();
-    wait_for_line(&s.dir.join("stasis.err"), "stasis: failpoint", Duration::from_secs(20));
+    let pid = p.pid.to_string();
+    let mut first = stasis_at_failpoint(
+        &s,
+        &["dump", "-t", &pid, "-D", s.image().to_str().unwrap()],
+        "dump:seized=pause",
+    );
     let second = s.dir.join("second");
     let o = stasis(&["dump", "-t", &p.pid.to_string(), "-D", second.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
@@ -753,12 +741,11 @@ fn root_stopped_process_stays_stopped() {
     wait_state(pid, 'T');
     dump(&p, &s, &[]);
     p.reap();
-    let ticks = || read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
     let (r, q) = restore(&s, pid, &bin, &[]);
     wait_state(pid, 'T');
-    let n = ticks();
+    let n = ticks(&s);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ticks(), n, "it ran while it should be stopped");
+    assert_eq!(ticks(&s), n, "it ran while it should be stopped");
     stasis::sys::kill(pid, libc::SIGCONT).unwrap();
     wait_for_line(&s.out(), &format!("tick {}", n + 2), Duration::from_secs(10));
     assert_eq!(finish(&s, r, q), "PASS");
@@ -772,26 +759,14 @@ fn root_sigstop_during_dump_is_kept() {
     let bin = workload("counter");
     let p = start(&s, &bin, &[]);
     let pid = p.pid;
-    let mut cmd = Command::new(stasis_bin());
-    cmd.args([
-        "dump",
-        "-t",
-        &pid.to_string(),
-        "-D",
-        s.image().to_str().unwrap(),
-        "--leave-running",
-    ])
-    .env("STASIS_FAILPOINT", "dump:injecting=delay")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(fs::File::create(s.dir.join("stasis.err")).unwrap());
-    stasis::sys::close_inherited_fds(&mut cmd);
-    let mut d = cmd.spawn().unwrap();
-    wait_for_line(&s.dir.join("stasis.err"), "stasis: failpoint", Duration::from_secs(20));
+    let pid_arg = pid.to_string();
+    let img = s.image();
+    let args = ["dump", "-t", &pid_arg, "-D", img.to_str().unwrap(), "--leave-running"];
+    let mut d = stasis_at_failpoint(&s, &args, "dump:injecting=delay");
     stasis::sys::kill(pid, libc::SIGSTOP).unwrap();
     assert!(d.wait().unwrap().success(), "{}", read(&s.dir.join("stasis.err")));
     wait_state(pid, 'T');
-    let n = read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count();
+    let n = ticks(&s);
     stasis::sys::kill(pid, libc::SIGCONT).unwrap();
     wait_for_line(&s.out(), &format!("tick {}", n + 2), Duration::from_secs(10));
     p.term();

@@ -199,10 +199,39 @@ pub fn wait_for_line(path: &Path, prefix: &str, timeout: Duration) -> String {
 }
 
 pub fn stasis(args: &[&str]) -> Output {
+    stasis_with_failpoint(args, None)
+}
+
+/// `stasis ARGS` to completion, with `STASIS_FAILPOINT=SPEC` if given.
+pub fn stasis_with_failpoint(args: &[&str], failpoint: Option<&str>) -> Output {
     let mut cmd = Command::new(stasis_bin());
     cmd.args(args).stdin(Stdio::null());
+    if let Some(spec) = failpoint {
+        cmd.env("STASIS_FAILPOINT", spec);
+    }
     sys::close_inherited_fds(&mut cmd);
     cmd.output().expect("stasis runs")
+}
+
+/// Starts `stasis ARGS` with `STASIS_FAILPOINT=SPEC` (a pause or delay), its stderr in the
+/// scratch's stasis.err, and returns once it says it reached the point.
+pub fn stasis_at_failpoint(s: &Scratch, args: &[&str], spec: &str) -> Child {
+    let err = s.dir.join("stasis.err");
+    let mut cmd = Command::new(stasis_bin());
+    cmd.args(args)
+        .env("STASIS_FAILPOINT", spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&err).unwrap());
+    sys::close_inherited_fds(&mut cmd);
+    let child = cmd.spawn().expect("stasis starts");
+    wait_for_line(&err, "stasis: failpoint", Duration::from_secs(20));
+    child
+}
+
+/// How many `tick N` lines the counter workload has written.
+pub fn ticks(s: &Scratch) -> usize {
+    read(&s.out()).lines().filter(|l| l.starts_with("tick ")).count()
 }
 
 pub fn stderr(o: &Output) -> String {
